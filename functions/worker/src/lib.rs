@@ -1,0 +1,88 @@
+//! The scheduled worker function: each invocation (an EventBridge scheduled event every minute
+//! in the cloud, a ticker locally, or a bare `{}`) runs [`shared::worker::Worker`] until its
+//! time budget is spent.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use lambda_runtime::{Error, LambdaEvent};
+use shared::config::{DatabaseUrl, Env, WorkerConfig};
+use shared::db::Db;
+use shared::pipeline::DummyPipeline;
+use shared::worker::{RunReport, Worker};
+use tokio::time::Instant;
+
+/// Built once per cold start.
+pub struct AppState {
+    pub worker: Worker<DummyPipeline>,
+}
+
+impl AppState {
+    /// Reads configuration, opens the database and applies pending migrations.
+    pub async fn from_env(env: &Env) -> Result<Self, Error> {
+        let url = DatabaseUrl::from_env(env)?;
+        let cfg = WorkerConfig::from_env(env)?;
+        let step = env.seconds("DUMMY_PIPELINE_STEP_SECONDS", 0.5, 60.0)?;
+        let db = Db::open(&url).await?;
+        shared::migrations::migrate(&db.connect().await?).await?;
+        let worker = Worker::new(Arc::new(db), DummyPipeline { step }, cfg);
+        tracing::info!(worker = worker.id(), config = ?worker.config(), "worker ready");
+        Ok(Self { worker })
+    }
+}
+
+/// One invocation. The event's content does not matter (a scheduled event or `{}`); the time
+/// budget is the invocation's deadline, capped by `WORKER_MAX_RUN_SECONDS`.
+pub async fn handler(
+    state: &AppState,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<RunReport, Error> {
+    let trigger = event.payload.get("detail-type").and_then(|v| v.as_str()).unwrap_or("direct");
+    tracing::info!(trigger, request_id = %event.context.request_id, "worker invoked");
+    let deadline = deadline_of(&event.context);
+    Ok(state.worker.run_until(deadline).await?)
+}
+
+/// The invocation's deadline as an `Instant`; far away when the platform gave none (the
+/// worker's own cap then applies).
+fn deadline_of(ctx: &lambda_runtime::Context) -> Instant {
+    let far = Instant::now() + Duration::from_secs(24 * 3600);
+    if ctx.deadline == 0 {
+        return far;
+    }
+    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(ctx.deadline);
+    match deadline.duration_since(SystemTime::now()) {
+        Ok(left) => Instant::now() + left,
+        Err(_) => Instant::now(), // already past: take no job
+    }
+}
+
+/// Without the Lambda runtime: invocation after invocation, forever (`worker --standalone`).
+/// For running the queue as a plain process (and for the tests that kill one).
+pub async fn run_standalone(state: &AppState) -> Result<(), Error> {
+    loop {
+        let report = state.worker.run_until(Instant::now() + state.worker.config().max_run).await?;
+        if report.claimed == 0 {
+            tokio::time::sleep(state.worker.config().poll_interval).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_in_the_past_leaves_no_time_and_none_means_the_cap_applies() {
+        let mut ctx = lambda_runtime::Context::default();
+        ctx.deadline = 1_000; // 1970
+        assert!(deadline_of(&ctx) <= Instant::now());
+        ctx.deadline = 0;
+        assert!(deadline_of(&ctx) > Instant::now() + Duration::from_secs(3600));
+        let in_30s = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap()
+            + Duration::from_secs(30);
+        ctx.deadline = in_30s.as_millis() as u64;
+        let left = deadline_of(&ctx).saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(28) && left <= Duration::from_secs(30), "{left:?}");
+    }
+}

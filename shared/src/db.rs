@@ -1,0 +1,258 @@
+//! The database: a local SQLite file or a remote libSQL server, behind one [`Db`].
+//!
+//! Rules learnt the hard way with libsql 0.10 (see the project README, "Database"):
+//! - every task gets its own [`Db::connect`]; clones of one `Connection` share a SQLite handle;
+//! - anything with `RETURNING` goes through `query()`, never `execute()`;
+//! - every `Rows` is read to its end ([`query_all`] does it, even when a row fails to map);
+//! - values are read with [`libsql::Row::get_value`], never `get::<T>()`, which panics on a type mismatch.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use libsql::{params::IntoParams, Connection, Row, Value};
+
+use crate::config::DatabaseUrl;
+
+/// How long a local connection waits for another writer before answering `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sql(#[from] libsql::Error),
+    #[error("could not open the database: {0}")]
+    Open(String),
+    #[error("stored data breaks the schema: {0}")]
+    Corrupt(String),
+    #[error(
+        "migration {name} was edited after it was applied (stored checksum {stored}, \
+         this build has {embedded}); add a new migration instead of editing an applied one"
+    )]
+    MigrationEdited { name: String, stored: String, embedded: String },
+}
+
+impl DbError {
+    /// The database is locked by another writer (after the busy timeout) or unreachable for now:
+    /// a caller may retry, an HTTP handler answers 503.
+    pub fn is_busy(&self) -> bool {
+        let Self::Sql(e) = self else { return false };
+        match e {
+            libsql::Error::SqliteFailure(code, _) => matches!(code & 0xff, 5 | 6),
+            libsql::Error::RemoteSqliteFailure(code, ext, _) => {
+                matches!(code & 0xff, 5 | 6) || matches!(ext & 0xff, 5 | 6)
+            }
+            libsql::Error::Hrana(_) | libsql::Error::ConnectionFailed(_) => {
+                let text = e.to_string();
+                text.contains("SQLITE_BUSY") || text.contains("database is locked")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An opened database. Cheap to share; hand out one [`Connection`] per task with [`Db::connect`].
+pub struct Db {
+    database: libsql::Database,
+    local: bool,
+}
+
+impl Db {
+    /// Opens the database `url` names. A local file (and its directory) is created if missing and
+    /// switched to WAL; a remote database is reached over HTTP with its token.
+    pub async fn open(url: &DatabaseUrl) -> Result<Self, DbError> {
+        match url {
+            DatabaseUrl::File(path) => Self::open_file(path).await,
+            DatabaseUrl::Remote { url, auth_token } => {
+                let database = libsql::Builder::new_remote(url.clone(), auth_token.clone())
+                    .build()
+                    .await
+                    .map_err(|e| DbError::Open(format!("remote libSQL database: {e}")))?;
+                Ok(Self { database, local: false })
+            }
+        }
+    }
+
+    pub async fn open_file(path: &Path) -> Result<Self, DbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbError::Open(format!("creating {}: {e}", dir.display())))?;
+        }
+        let database = libsql::Builder::new_local(path)
+            .build()
+            .await
+            .map_err(|e| DbError::Open(format!("{}: {e}", path.display())))?;
+        let db = Self { database, local: true };
+        // WAL is a property of the file: set once, kept by every later connection.
+        let conn = &db.connect().await?;
+        let mode = retry_busy(|| async move {
+            query_one(conn, "PRAGMA journal_mode = WAL", (), |r| text(r, 0)).await
+        })
+        .await?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(DbError::Open(format!("{} refused WAL mode (got {mode})", path.display())));
+        }
+        Ok(db)
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// A new connection of its own, set up for this project's rules.
+    pub async fn connect(&self) -> Result<Connection, DbError> {
+        let conn = self.database.connect()?;
+        if self.local {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.execute("PRAGMA foreign_keys = ON", ()).await?;
+            conn.execute("PRAGMA synchronous = NORMAL", ()).await?;
+        }
+        Ok(conn)
+    }
+}
+
+/// Runs a query and maps every row, always reading the `Rows` to its end.
+pub async fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl IntoParams,
+    mut map: impl FnMut(&Row) -> Result<T, DbError>,
+) -> Result<Vec<T>, DbError> {
+    let mut rows = conn.query(sql, params).await?;
+    let mut out = Vec::new();
+    let mut first_err = None;
+    while let Some(row) = rows.next().await? {
+        match map(&row) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// At most one row (the statement is still read to its end).
+pub async fn query_opt<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl IntoParams,
+    map: impl FnMut(&Row) -> Result<T, DbError>,
+) -> Result<Option<T>, DbError> {
+    Ok(query_all(conn, sql, params, map).await?.into_iter().next())
+}
+
+/// Exactly one row.
+pub async fn query_one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl IntoParams,
+    map: impl FnMut(&Row) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    query_opt(conn, sql, params, map)
+        .await?
+        .ok_or_else(|| DbError::Corrupt(format!("expected a row from: {sql}")))
+}
+
+/// Retries `op` a few times, with jittered back-off, while the database answers busy.
+/// SQLite's busy handler is not first-come-first-served, so a writer can be starved past its
+/// timeout; this bounded retry is the second line of defence. `op` must be atomic (a single
+/// statement or a whole transaction), so a busy failure has written nothing.
+pub async fn retry_busy<T, F, Fut>(mut op: F) -> Result<T, DbError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbError>>,
+{
+    const RETRIES: u32 = 4;
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if e.is_busy() && attempt < RETRIES => {
+                attempt += 1;
+                let cap_ms = 20u64 << attempt;
+                let wait = Duration::from_millis(cap_ms / 2 + fastrand::u64(0..=cap_ms / 2));
+                tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, "database busy, retrying");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+// ---- reading columns without panics -------------------------------------------------------
+
+fn type_error(row: &Row, idx: i32, want: &str, got: &Value) -> DbError {
+    let name = row.column_name(idx).unwrap_or("?");
+    DbError::Corrupt(format!("column {name}: expected {want}, found {got:?}"))
+}
+
+pub fn int(row: &Row, idx: i32) -> Result<i64, DbError> {
+    match row.get_value(idx)? {
+        Value::Integer(v) => Ok(v),
+        other => Err(type_error(row, idx, "an integer", &other)),
+    }
+}
+
+pub fn opt_int(row: &Row, idx: i32) -> Result<Option<i64>, DbError> {
+    match row.get_value(idx)? {
+        Value::Null => Ok(None),
+        Value::Integer(v) => Ok(Some(v)),
+        other => Err(type_error(row, idx, "an integer or NULL", &other)),
+    }
+}
+
+/// A REAL column (SQLite may hand back an INTEGER for a whole number: both are accepted).
+pub fn real(row: &Row, idx: i32) -> Result<f64, DbError> {
+    match row.get_value(idx)? {
+        Value::Real(v) => Ok(v),
+        Value::Integer(v) => Ok(v as f64),
+        other => Err(type_error(row, idx, "a number", &other)),
+    }
+}
+
+pub fn text(row: &Row, idx: i32) -> Result<String, DbError> {
+    match row.get_value(idx)? {
+        Value::Text(v) => Ok(v),
+        other => Err(type_error(row, idx, "text", &other)),
+    }
+}
+
+pub fn opt_text(row: &Row, idx: i32) -> Result<Option<String>, DbError> {
+    match row.get_value(idx)? {
+        Value::Null => Ok(None),
+        Value::Text(v) => Ok(Some(v)),
+        other => Err(type_error(row, idx, "text or NULL", &other)),
+    }
+}
+
+pub fn timestamp(row: &Row, idx: i32) -> Result<DateTime<Utc>, DbError> {
+    let raw = text(row, idx)?;
+    crate::time::parse(&raw).map_err(|e| DbError::Corrupt(format!("timestamp {raw:?}: {e}")))
+}
+
+pub fn opt_timestamp(row: &Row, idx: i32) -> Result<Option<DateTime<Utc>>, DbError> {
+    match opt_text(row, idx)? {
+        None => Ok(None),
+        Some(raw) => crate::time::parse(&raw)
+            .map(Some)
+            .map_err(|e| DbError::Corrupt(format!("timestamp {raw:?}: {e}"))),
+    }
+}
+
+pub fn json(row: &Row, idx: i32) -> Result<serde_json::Value, DbError> {
+    let raw = text(row, idx)?;
+    serde_json::from_str(&raw).map_err(|e| DbError::Corrupt(format!("JSON column: {e}")))
+}
+
+pub fn opt_json(row: &Row, idx: i32) -> Result<Option<serde_json::Value>, DbError> {
+    match opt_text(row, idx)? {
+        None => Ok(None),
+        Some(raw) => serde_json::from_str(&raw)
+            .map(Some)
+            .map_err(|e| DbError::Corrupt(format!("JSON column: {e}"))),
+    }
+}

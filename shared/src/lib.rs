@@ -1,0 +1,20 @@
+//! ViralClip ingest: everything the function crates share, with no Lambda types in it.
+//!
+//! - [`config`]: typed configuration from the environment, read once.
+//! - [`db`]: the libSQL database (local SQLite file or remote server) and safe row reading.
+//! - [`migrations`]: the embedded, checksummed schema migrations.
+//! - [`model`], [`time`]: status enums and timestamps with their one stored form.
+//! - [`repo`]: one module per table.
+//! - [`queue`]: the durable job queue on `processing_jobs`.
+//! - [`pipeline`], [`worker`]: what runs a claimed job, and the loop of one worker invocation.
+
+pub mod config;
+pub mod db;
+pub mod migrations;
+pub mod model;
+pub mod pipeline;
+pub mod queue;
+pub mod repo;
+pub mod telemetry;
+pub mod time;
+pub mod worker;

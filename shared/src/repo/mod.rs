@@ -1,0 +1,41 @@
+//! One module per table, plus the writes that span tables.
+
+pub mod processing_jobs;
+pub mod users;
+pub mod video_sources;
+
+use libsql::{Connection, TransactionBehavior};
+
+use crate::db::{retry_busy, DbError};
+use processing_jobs::{NewJob, ProcessingJob};
+use video_sources::{NewVideoSource, VideoSource};
+
+/// Creates a video and its queued job in one transaction: both rows or neither.
+pub async fn create_video_with_job(
+    conn: &Connection,
+    video: &NewVideoSource,
+    job: &NewJob,
+) -> Result<(VideoSource, ProcessingJob), DbError> {
+    let mut created = create_videos_with_jobs(conn, std::slice::from_ref(&(video.clone(), job.clone()))).await?;
+    created.pop().ok_or_else(|| DbError::Corrupt("the insert returned nothing".into()))
+}
+
+/// Creates many videos, each with its job, in one transaction (one commit for the batch).
+pub async fn create_videos_with_jobs(
+    conn: &Connection,
+    items: &[(NewVideoSource, NewJob)],
+) -> Result<Vec<(VideoSource, ProcessingJob)>, DbError> {
+    retry_busy(|| async move {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).await?;
+        let now = crate::time::now();
+        let mut out = Vec::with_capacity(items.len());
+        for (video, job) in items {
+            let video = video_sources::insert(&tx, video, now).await?;
+            let job = processing_jobs::insert(&tx, video.id, job, now).await?;
+            out.push((video, job));
+        }
+        tx.commit().await?;
+        Ok(out)
+    })
+    .await
+}

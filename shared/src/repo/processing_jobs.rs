@@ -1,0 +1,118 @@
+//! The `processing_jobs` table, as rows. Its life as a queue (claim, lease, retry) is
+//! [`crate::queue`].
+
+use chrono::{DateTime, Utc};
+use libsql::{Connection, Row};
+use serde::Serialize;
+
+use crate::db::{self, DbError};
+use crate::model::JobStatus;
+
+/// A stored job, as the API shows it (lease internals are not shown).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessingJob {
+    pub id: i64,
+    pub video_source_id: i64,
+    pub job_type: String,
+    pub status: JobStatus,
+    pub progress: f64,
+    pub payload: serde_json::Value,
+    pub result_summary: Option<serde_json::Value>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub error_message: Option<String>,
+    #[serde(with = "crate::time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::rfc3339")]
+    pub updated_at: DateTime<Utc>,
+    /// Not claimable before this instant (a retry's back-off).
+    #[serde(with = "crate::time::rfc3339")]
+    pub run_after: DateTime<Utc>,
+    #[serde(with = "crate::time::rfc3339_opt")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A job to enqueue with its video.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub job_type: String,
+    pub payload: serde_json::Value,
+    pub max_attempts: u32,
+}
+
+pub(crate) const COLUMNS: &str = "id, video_source_id, job_type, status, progress, payload, \
+    result_summary, attempts, max_attempts, error_message, created_at, updated_at, run_after, \
+    finished_at, lease_expires_at";
+
+pub(crate) fn from_row(r: &Row) -> Result<ProcessingJob, DbError> {
+    let status = db::text(r, 3)?;
+    Ok(ProcessingJob {
+        id: db::int(r, 0)?,
+        video_source_id: db::int(r, 1)?,
+        job_type: db::text(r, 2)?,
+        status: JobStatus::parse(&status)
+            .ok_or_else(|| DbError::Corrupt(format!("job status {status:?}")))?,
+        progress: db::real(r, 4)?,
+        payload: db::json(r, 5)?,
+        result_summary: db::opt_json(r, 6)?,
+        attempts: db::int(r, 7)?,
+        max_attempts: db::int(r, 8)?,
+        error_message: db::opt_text(r, 9)?,
+        created_at: db::timestamp(r, 10)?,
+        updated_at: db::timestamp(r, 11)?,
+        run_after: db::timestamp(r, 12)?,
+        finished_at: db::opt_timestamp(r, 13)?,
+        lease_expires_at: db::opt_timestamp(r, 14)?,
+    })
+}
+
+/// Enqueues a job for a video: `queued`, progress 0, claimable now.
+pub async fn insert(
+    conn: &Connection,
+    video_source_id: i64,
+    new: &NewJob,
+    now: DateTime<Utc>,
+) -> Result<ProcessingJob, DbError> {
+    let now = crate::time::format(now);
+    db::query_one(
+        conn,
+        &format!(
+            "INSERT INTO processing_jobs (video_source_id, job_type, status, progress, payload,
+                 max_attempts, run_after, created_at, updated_at)
+             VALUES (?1, ?2, 'queued', 0.0, ?3, ?4, ?5, ?5, ?5)
+             RETURNING {COLUMNS}"
+        ),
+        libsql::params![
+            video_source_id,
+            new.job_type.as_str(),
+            new.payload.to_string(),
+            i64::from(new.max_attempts),
+            now,
+        ],
+        from_row,
+    )
+    .await
+}
+
+pub async fn get(conn: &Connection, id: i64) -> Result<Option<ProcessingJob>, DbError> {
+    db::query_opt(
+        conn,
+        &format!("SELECT {COLUMNS} FROM processing_jobs WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .await
+}
+
+/// Every job of a video, oldest first.
+pub async fn for_video(conn: &Connection, video_source_id: i64) -> Result<Vec<ProcessingJob>, DbError> {
+    db::query_all(
+        conn,
+        &format!("SELECT {COLUMNS} FROM processing_jobs WHERE video_source_id = ?1 ORDER BY id"),
+        [video_source_id],
+        from_row,
+    )
+    .await
+}

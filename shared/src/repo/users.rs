@@ -1,0 +1,33 @@
+//! The `users` table.
+
+use chrono::{DateTime, Utc};
+use libsql::Connection;
+use serde::Serialize;
+
+use crate::db::{self, DbError};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    #[serde(with = "crate::time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// Inserts a user (the email already normalised); `None` when the email is taken.
+pub async fn insert(
+    conn: &Connection,
+    email: &str,
+    password_hash: &str,
+) -> Result<Option<User>, DbError> {
+    let now = crate::time::format(crate::time::now());
+    db::query_opt(
+        conn,
+        "INSERT INTO users (email, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (email) DO NOTHING
+         RETURNING id, email, created_at",
+        (email, password_hash, now),
+        |r| Ok(User { id: db::int(r, 0)?, email: db::text(r, 1)?, created_at: db::timestamp(r, 2)? }),
+    )
+    .await
+}
