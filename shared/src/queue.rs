@@ -110,7 +110,7 @@ impl Queue {
             return Ok(Vec::new());
         }
         let now = crate::time::now();
-        let expires = now + self.cfg.lease;
+        let expires = crate::time::truncate(now + self.cfg.lease);
         let (now_s, expires_s) = (crate::time::format(now), crate::time::format(expires));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut jobs = retry_busy(|| {
@@ -234,7 +234,7 @@ impl Queue {
         let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
         let lease = &job.lease;
         let (sql, params, outcome) = if retryable && !job.is_last_attempt() {
-            let run_after = now + self.retry_delay(lease.attempt);
+            let run_after = crate::time::truncate(now + self.retry_delay(lease.attempt));
             let params = (
                 crate::time::format(run_after),
                 error,

@@ -7,8 +7,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 /// The current instant, truncated to the millisecond the database keeps.
 pub fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+    truncate(Utc::now())
+}
+
+/// `ts` truncated to the millisecond the database keeps.
+pub fn truncate(ts: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ts.timestamp_millis()).unwrap_or(ts)
 }
 
 /// The stored and displayed form: RFC 3339, UTC, milliseconds, `Z`.
@@ -29,7 +33,7 @@ mod tests {
     fn format_is_fixed_width_utc_and_round_trips() {
         let t = DateTime::from_timestamp_millis(1_795_000_000_000).unwrap();
         let s = format(t);
-        assert_eq!(s, "2026-11-18T07:06:40.000Z");
+        assert_eq!(s, "2026-11-18T11:06:40.000Z");
         assert_eq!(parse(&s).unwrap(), t);
     }
 
