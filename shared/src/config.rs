@@ -24,16 +24,26 @@ pub struct Env {
 
 impl Env {
     pub fn from_process() -> Self {
-        Self { vars: std::env::vars().collect() }
+        Self {
+            vars: std::env::vars().collect(),
+        }
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect() }
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
     }
 
     /// A set, non-blank value (surrounding whitespace removed).
     pub fn optional(&self, name: &str) -> Option<String> {
-        self.vars.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
@@ -86,7 +96,9 @@ impl Env {
         } else {
             Err(ConfigError::Invalid {
                 name,
-                reason: format!("{secs} must be a number of seconds above 0 and at most {max_secs}"),
+                reason: format!(
+                    "{secs} must be a number of seconds above 0 and at most {max_secs}"
+                ),
             })
         }
     }
@@ -96,7 +108,10 @@ impl Env {
             None => Ok(default),
             Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
             Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
-            Some(v) => Err(ConfigError::Invalid { name, reason: format!("{v:?} is not true/false") }),
+            Some(v) => Err(ConfigError::Invalid {
+                name,
+                reason: format!("{v:?} is not true/false"),
+            }),
         }
     }
 }
@@ -115,7 +130,10 @@ impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::File(p) => f.debug_tuple("File").field(p).finish(),
-            Self::Remote { url, .. } => f.debug_struct("Remote").field("url", url).finish_non_exhaustive(),
+            Self::Remote { url, .. } => f
+                .debug_struct("Remote")
+                .field("url", url)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -142,7 +160,9 @@ impl DatabaseUrl {
             };
             let path = path.split(['?', '#']).next().unwrap_or_default();
             if path.is_empty() {
-                return Err(invalid("a file: URL needs a path, e.g. file:local/data/viralclip.db"));
+                return Err(invalid(
+                    "a file: URL needs a path, e.g. file:local/data/viralclip.db",
+                ));
             }
             return Ok(Self::File(PathBuf::from(path)));
         }
@@ -168,7 +188,10 @@ impl DatabaseUrl {
     }
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Self::parse(&env.required("DATABASE_URL")?, env.optional("DATABASE_AUTH_TOKEN"))
+        Self::parse(
+            &env.required("DATABASE_URL")?,
+            env.optional("DATABASE_AUTH_TOKEN"),
+        )
     }
 }
 
@@ -202,7 +225,11 @@ impl QueueConfig {
         Ok(Self {
             lease: env.seconds("JOB_LEASE_SECONDS", d.lease.as_secs_f64(), 3600.0)?,
             max_attempts: env.int_in("JOB_MAX_ATTEMPTS", d.max_attempts.into(), 1..=100)? as u32,
-            retry_base: env.seconds("JOB_RETRY_BASE_SECONDS", d.retry_base.as_secs_f64(), 86_400.0)?,
+            retry_base: env.seconds(
+                "JOB_RETRY_BASE_SECONDS",
+                d.retry_base.as_secs_f64(),
+                86_400.0,
+            )?,
             retry_max: env.seconds("JOB_RETRY_MAX_SECONDS", d.retry_max.as_secs_f64(), 86_400.0)?,
         })
     }
@@ -249,7 +276,11 @@ mod tests {
             ("file://localhost/tmp/app.db", "/tmp/app.db"),
             ("file:app.db?mode=rwc", "app.db"),
         ] {
-            assert_eq!(DatabaseUrl::parse(raw, None), Ok(DatabaseUrl::File(path.into())), "{raw}");
+            assert_eq!(
+                DatabaseUrl::parse(raw, None),
+                Ok(DatabaseUrl::File(path.into())),
+                "{raw}"
+            );
         }
     }
 
@@ -258,9 +289,15 @@ mod tests {
         let url = DatabaseUrl::parse("libsql://db-org.turso.io", Some("tok".into())).unwrap();
         assert_eq!(
             url,
-            DatabaseUrl::Remote { url: "libsql://db-org.turso.io".into(), auth_token: "tok".into() }
+            DatabaseUrl::Remote {
+                url: "libsql://db-org.turso.io".into(),
+                auth_token: "tok".into()
+            }
         );
-        assert!(!format!("{url:?}").contains("tok"), "the token never shows in Debug output");
+        assert!(
+            !format!("{url:?}").contains("tok"),
+            "the token never shows in Debug output"
+        );
         // a local sqld over plain http may run without a token
         assert!(DatabaseUrl::parse("http://127.0.0.1:8080", None).is_ok());
     }
@@ -270,14 +307,23 @@ mod tests {
         for raw in ["libsql://db.turso.io", "https://db.example.com"] {
             assert_eq!(
                 DatabaseUrl::parse(raw, None),
-                Err(ConfigError::Missing { name: "DATABASE_AUTH_TOKEN" })
+                Err(ConfigError::Missing {
+                    name: "DATABASE_AUTH_TOKEN"
+                })
             );
         }
     }
 
     #[test]
     fn unknown_schemes_and_empty_paths_are_refused_naming_the_variable() {
-        for raw in ["postgres://x/y", "app.db", "file:", "file://otherhost/x.db", "libsql://", ""] {
+        for raw in [
+            "postgres://x/y",
+            "app.db",
+            "file:",
+            "file://otherhost/x.db",
+            "libsql://",
+            "",
+        ] {
             let err = DatabaseUrl::parse(raw, Some("t".into())).unwrap_err();
             assert!(err.to_string().contains("DATABASE_URL"), "{raw}: {err}");
         }
@@ -290,13 +336,18 @@ mod tests {
         assert_eq!(cfg.queue.max_attempts, 3);
         assert_eq!(cfg.poll_interval, Duration::from_secs(5));
 
-        let err = WorkerConfig::from_env(&Env::from_pairs([("WORKER_CONCURRENCY", "lots")]))
-            .unwrap_err();
+        let err =
+            WorkerConfig::from_env(&Env::from_pairs([("WORKER_CONCURRENCY", "lots")])).unwrap_err();
         assert!(err.to_string().contains("WORKER_CONCURRENCY"), "{err}");
-        let err = WorkerConfig::from_env(&Env::from_pairs([("POLL_INTERVAL_SECONDS", "0")]))
-            .unwrap_err();
+        let err =
+            WorkerConfig::from_env(&Env::from_pairs([("POLL_INTERVAL_SECONDS", "0")])).unwrap_err();
         assert!(err.to_string().contains("POLL_INTERVAL_SECONDS"), "{err}");
         let err = DatabaseUrl::from_env(&Env::from_pairs([])).unwrap_err();
-        assert_eq!(err, ConfigError::Missing { name: "DATABASE_URL" });
+        assert_eq!(
+            err,
+            ConfigError::Missing {
+                name: "DATABASE_URL"
+            }
+        );
     }
 }

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use libsql::{params::IntoParams, Connection, Row, Value};
+pub use libsql::Connection;
+use libsql::{params::IntoParams, Row, Value};
 
 use crate::config::DatabaseUrl;
 
@@ -30,7 +31,11 @@ pub enum DbError {
         "migration {name} was edited after it was applied (stored checksum {stored}, \
          this build has {embedded}); add a new migration instead of editing an applied one"
     )]
-    MigrationEdited { name: String, stored: String, embedded: String },
+    MigrationEdited {
+        name: String,
+        stored: String,
+        embedded: String,
+    },
 }
 
 impl DbError {
@@ -69,7 +74,10 @@ impl Db {
                     .build()
                     .await
                     .map_err(|e| DbError::Open(format!("remote libSQL database: {e}")))?;
-                Ok(Self { database, local: false })
+                Ok(Self {
+                    database,
+                    local: false,
+                })
             }
         }
     }
@@ -83,7 +91,10 @@ impl Db {
             .build()
             .await
             .map_err(|e| DbError::Open(format!("{}: {e}", path.display())))?;
-        let db = Self { database, local: true };
+        let db = Self {
+            database,
+            local: true,
+        };
         // WAL is a property of the file: set once, kept by every later connection.
         let conn = &db.connect().await?;
         let mode = retry_busy(|| async move {
@@ -91,7 +102,10 @@ impl Db {
         })
         .await?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(DbError::Open(format!("{} refused WAL mode (got {mode})", path.display())));
+            return Err(DbError::Open(format!(
+                "{} refused WAL mode (got {mode})",
+                path.display()
+            )));
         }
         Ok(db)
     }
@@ -175,7 +189,11 @@ where
                 attempt += 1;
                 let cap_ms = 20u64 << attempt;
                 let wait = Duration::from_millis(cap_ms / 2 + fastrand::u64(0..=cap_ms / 2));
-                tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, "database busy, retrying");
+                tracing::warn!(
+                    attempt,
+                    wait_ms = wait.as_millis() as u64,
+                    "database busy, retrying"
+                );
                 tokio::time::sleep(wait).await;
             }
             other => return other,

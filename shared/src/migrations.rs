@@ -19,7 +19,10 @@ pub struct Migration {
 
 impl Migration {
     pub fn checksum(&self) -> String {
-        Sha256::digest(self.sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(self.sql.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -43,7 +46,10 @@ pub async fn migrate(conn: &Connection) -> Result<Vec<i64>, DbError> {
 }
 
 /// [`migrate`] with a given list (tests use it to simulate an edited migration).
-pub async fn migrate_with(conn: &Connection, migrations: &[Migration]) -> Result<Vec<i64>, DbError> {
+pub async fn migrate_with(
+    conn: &Connection,
+    migrations: &[Migration],
+) -> Result<Vec<i64>, DbError> {
     // Fast path without the write lock: everything is applied already.
     if pending(conn, migrations).await?.is_empty() {
         return Ok(Vec::new());
@@ -81,9 +87,12 @@ async fn pending<'a>(
     .await?
         > 0;
     let applied = if has_ledger {
-        db::query_all(conn, "SELECT version, name, checksum FROM schema_migrations", (), |r| {
-            Ok((db::int(r, 0)?, db::text(r, 1)?, db::text(r, 2)?))
-        })
+        db::query_all(
+            conn,
+            "SELECT version, name, checksum FROM schema_migrations",
+            (),
+            |r| Ok((db::int(r, 0)?, db::text(r, 1)?, db::text(r, 2)?)),
+        )
         .await?
     } else {
         Vec::new()
@@ -118,10 +127,17 @@ mod tests {
             .filter(|n| n.ends_with(".sql"))
             .collect();
         files.sort();
-        let embedded: Vec<String> = MIGRATIONS.iter().map(|m| format!("{}.sql", m.name)).collect();
+        let embedded: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|m| format!("{}.sql", m.name))
+            .collect();
         assert_eq!(files, embedded);
         for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version, i as i64 + 1, "versions are 1, 2, 3, ... in order");
+            assert_eq!(
+                m.version,
+                i as i64 + 1,
+                "versions are 1, 2, 3, ... in order"
+            );
             assert!(m.name.starts_with(&format!("{:04}_", m.version)));
         }
     }

@@ -93,12 +93,19 @@ pub struct DummyPipeline {
 }
 
 impl DummyPipeline {
-    pub const STEPS: [&'static str; 4] = ["fetch_source", "transcribe", "find_highlights", "render_clips"];
+    pub const STEPS: [&'static str; 4] = [
+        "fetch_source",
+        "transcribe",
+        "find_highlights",
+        "render_clips",
+    ];
 }
 
 impl Default for DummyPipeline {
     fn default() -> Self {
-        Self { step: Duration::from_millis(500) }
+        Self {
+            step: Duration::from_millis(500),
+        }
     }
 }
 

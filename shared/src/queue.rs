@@ -114,7 +114,12 @@ impl Queue {
         let (now_s, expires_s) = (crate::time::format(now), crate::time::format(expires));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut jobs = retry_busy(|| {
-            let params = (expires_s.clone(), worker_id.to_owned(), now_s.clone(), limit);
+            let params = (
+                expires_s.clone(),
+                worker_id.to_owned(),
+                now_s.clone(),
+                limit,
+            );
             async move {
                 db::query_all(conn, CLAIM_SQL, params, |r| {
                     Ok(ClaimedJob {
@@ -147,7 +152,9 @@ impl Queue {
         progress: Option<f64>,
     ) -> Result<bool, DbError> {
         let now = crate::time::now();
-        let progress = progress.filter(|p| p.is_finite()).map(|p| p.clamp(0.0, 100.0));
+        let progress = progress
+            .filter(|p| p.is_finite())
+            .map(|p| p.clamp(0.0, 100.0));
         let params = (
             crate::time::format(now + self.cfg.lease),
             crate::time::format(now),
@@ -184,7 +191,12 @@ impl Queue {
         let summary = result_summary.to_string();
         let now = crate::time::format(crate::time::now());
         let changed = retry_busy(|| {
-            let params = (summary.clone(), now.clone(), lease.job_id, lease.token.clone());
+            let params = (
+                summary.clone(),
+                now.clone(),
+                lease.job_id,
+                lease.token.clone(),
+            );
             async move { Ok(conn.execute(COMPLETE_SQL, params).await?) }
         })
         .await?;
@@ -208,7 +220,9 @@ impl Queue {
         retry_busy(|| {
             let (rows, now) = (&rows, &now);
             async move {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).await?;
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .await?;
                 let mut completed = 0;
                 for (summary, id, token) in rows {
                     let params = (summary.clone(), now.clone(), *id, token.clone());
@@ -259,7 +273,11 @@ impl Queue {
             async move { Ok(conn.execute(sql, params).await?) }
         })
         .await?;
-        Ok(if changed == 1 { outcome } else { FailOutcome::LeaseLost })
+        Ok(if changed == 1 {
+            outcome
+        } else {
+            FailOutcome::LeaseLost
+        })
     }
 
     /// Returns jobs whose lease expired to the queue, or fails them when no attempt is left.
@@ -268,7 +286,10 @@ impl Queue {
         let rows = retry_busy(|| {
             let now = now.clone();
             async move {
-                db::query_all(conn, REAP_SQL, [now], |r| Ok((db::int(r, 0)?, db::text(r, 1)?))).await
+                db::query_all(conn, REAP_SQL, [now], |r| {
+                    Ok((db::int(r, 0)?, db::text(r, 1)?))
+                })
+                .await
             }
         })
         .await?;
@@ -292,8 +313,14 @@ impl Queue {
     /// `retry_max`, with "equal jitter" (uniform in [d/2, d]). Consecutive delays never shrink
     /// (below the cap), and workers failing together do not retry in lock-step.
     pub fn retry_delay(&self, attempt: i64) -> Duration {
-        let exp = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(30);
-        let full = self.cfg.retry_base.saturating_mul(1u32 << exp).min(self.cfg.retry_max);
+        let exp = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(30);
+        let full = self
+            .cfg
+            .retry_base
+            .saturating_mul(1u32 << exp)
+            .min(self.cfg.retry_max);
         let half = full / 2;
         half + half.mul_f64(fastrand::f64())
     }
@@ -351,9 +378,18 @@ mod tests {
             let d1 = q.retry_delay(1);
             let d2 = q.retry_delay(2);
             let d3 = q.retry_delay(3);
-            assert!(d1 >= Duration::from_secs(2) && d1 <= Duration::from_secs(4), "{d1:?}");
-            assert!(d2 >= Duration::from_secs(4) && d2 <= Duration::from_secs(8), "{d2:?}");
-            assert!(d3 >= Duration::from_secs(8) && d3 <= Duration::from_secs(16), "{d3:?}");
+            assert!(
+                d1 >= Duration::from_secs(2) && d1 <= Duration::from_secs(4),
+                "{d1:?}"
+            );
+            assert!(
+                d2 >= Duration::from_secs(4) && d2 <= Duration::from_secs(8),
+                "{d2:?}"
+            );
+            assert!(
+                d3 >= Duration::from_secs(8) && d3 <= Duration::from_secs(16),
+                "{d3:?}"
+            );
             assert!(d1 <= d2 && d2 <= d3);
             assert!(q.retry_delay(40) <= Duration::from_secs(60), "capped");
         }

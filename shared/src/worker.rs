@@ -56,8 +56,17 @@ pub struct Worker<P> {
 
 impl<P: Pipeline> Worker<P> {
     pub fn new(db: Arc<Db>, pipeline: P, cfg: WorkerConfig) -> Self {
-        let id = format!("worker-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        Self { db, queue: Queue::new(cfg.queue.clone()), pipeline: Arc::new(pipeline), cfg, id }
+        let id = format!(
+            "worker-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        Self {
+            db,
+            queue: Queue::new(cfg.queue.clone()),
+            pipeline: Arc::new(pipeline),
+            cfg,
+            id,
+        }
     }
 
     pub fn id(&self) -> &str {

@@ -37,29 +37,73 @@ async fn a_fresh_database_gets_the_full_schema() {
         ("trigger", "video_sources_ready_is_final"),
         ("trigger", "processing_jobs_completed_marks_video_ready"),
     ] {
-        assert!(schema.contains(&(kind.into(), name.into())), "missing {kind} {name}: {schema:?}");
+        assert!(
+            schema.contains(&(kind.into(), name.into())),
+            "missing {kind} {name}: {schema:?}"
+        );
     }
     // every column of requirement R2, plus the queue's
-    let job_cols = db::query_all(&conn, "SELECT name FROM pragma_table_info('processing_jobs')", (), |r| db::text(r, 0))
-        .await
-        .unwrap();
-    for col in ["id", "video_source_id", "job_type", "status", "progress", "payload", "result_summary",
-                "created_at", "updated_at", "attempts", "max_attempts", "run_after", "lease_token",
-                "lease_expires_at", "error_message"] {
+    let job_cols = db::query_all(
+        &conn,
+        "SELECT name FROM pragma_table_info('processing_jobs')",
+        (),
+        |r| db::text(r, 0),
+    )
+    .await
+    .unwrap();
+    for col in [
+        "id",
+        "video_source_id",
+        "job_type",
+        "status",
+        "progress",
+        "payload",
+        "result_summary",
+        "created_at",
+        "updated_at",
+        "attempts",
+        "max_attempts",
+        "run_after",
+        "lease_token",
+        "lease_expires_at",
+        "error_message",
+    ] {
         assert!(job_cols.iter().any(|c| c == col), "processing_jobs.{col}");
     }
-    let video_cols = db::query_all(&conn, "SELECT name FROM pragma_table_info('video_sources')", (), |r| db::text(r, 0))
-        .await
-        .unwrap();
-    for col in ["id", "user_id", "source_type", "source_url", "file_path", "title", "duration_seconds",
-                "status", "error_message", "created_at", "updated_at"] {
+    let video_cols = db::query_all(
+        &conn,
+        "SELECT name FROM pragma_table_info('video_sources')",
+        (),
+        |r| db::text(r, 0),
+    )
+    .await
+    .unwrap();
+    for col in [
+        "id",
+        "user_id",
+        "source_type",
+        "source_url",
+        "file_path",
+        "title",
+        "duration_seconds",
+        "status",
+        "error_message",
+        "created_at",
+        "updated_at",
+    ] {
         assert!(video_cols.iter().any(|c| c == col), "video_sources.{col}");
     }
-    let mode = db::query_one(&conn, "PRAGMA journal_mode", (), |r| db::text(r, 0)).await.unwrap();
+    let mode = db::query_one(&conn, "PRAGMA journal_mode", (), |r| db::text(r, 0))
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
-    let fk = db::query_one(&conn, "PRAGMA foreign_keys", (), |r| db::int(r, 0)).await.unwrap();
+    let fk = db::query_one(&conn, "PRAGMA foreign_keys", (), |r| db::int(r, 0))
+        .await
+        .unwrap();
     assert_eq!(fk, 1);
-    let sync = db::query_one(&conn, "PRAGMA synchronous", (), |r| db::int(r, 0)).await.unwrap();
+    let sync = db::query_one(&conn, "PRAGMA synchronous", (), |r| db::int(r, 0))
+        .await
+        .unwrap();
     assert_eq!(sync, 1, "synchronous = NORMAL");
 }
 
@@ -73,8 +117,15 @@ async fn running_migrations_again_changes_nothing() {
 
     assert!(applied.is_empty());
     assert_eq!(schema_of(&t.conn).await, before);
-    assert_eq!(t.count("SELECT count(*) FROM schema_migrations").await, ledger);
-    assert_eq!(t.count("SELECT count(*) FROM users").await, 1, "data untouched");
+    assert_eq!(
+        t.count("SELECT count(*) FROM schema_migrations").await,
+        ledger
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM users").await,
+        1,
+        "data untouched"
+    );
 }
 
 #[test]
@@ -88,7 +139,10 @@ fn eight_cold_starts_migrating_one_file_at_once_all_succeed() {
             .map(|_| {
                 let (path, barrier) = (path.clone(), barrier.clone());
                 s.spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
                     rt.block_on(async {
                         let db = Db::open_file(&path).await.unwrap();
                         let conn = db.connect().await.unwrap();
@@ -102,7 +156,11 @@ fn eight_cold_starts_migrating_one_file_at_once_all_succeed() {
     });
 
     let applied_by: Vec<_> = results.iter().filter(|r| !r.is_empty()).collect();
-    assert_eq!(applied_by.len(), 1, "exactly one migrator applied the schema: {results:?}");
+    assert_eq!(
+        applied_by.len(),
+        1,
+        "exactly one migrator applied the schema: {results:?}"
+    );
     assert_eq!(applied_by[0], &vec![1]);
 }
 
@@ -112,22 +170,35 @@ async fn an_applied_migration_that_was_edited_is_refused() {
     let mut edited: Vec<Migration> = MIGRATIONS.to_vec();
     edited[0].sql = "CREATE TABLE sneaky (id INTEGER);";
 
-    let err = migrations::migrate_with(&t.conn, &edited).await.unwrap_err();
+    let err = migrations::migrate_with(&t.conn, &edited)
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, db::DbError::MigrationEdited { .. }), "{err}");
     assert!(err.to_string().contains("0001_init"), "{err}");
-    assert_eq!(t.count("SELECT count(*) FROM sqlite_schema WHERE name = 'sneaky'").await, 0);
+    assert_eq!(
+        t.count("SELECT count(*) FROM sqlite_schema WHERE name = 'sneaky'")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
 async fn a_new_migration_is_applied_on_top_and_recorded() {
     let t = common::TestDb::new().await;
     let mut more: Vec<Migration> = MIGRATIONS.to_vec();
-    more.push(Migration { version: 2, name: "0002_test", sql: "CREATE TABLE extra (id INTEGER PRIMARY KEY);" });
+    more.push(Migration {
+        version: 2,
+        name: "0002_test",
+        sql: "CREATE TABLE extra (id INTEGER PRIMARY KEY);",
+    });
 
     let applied = migrations::migrate_with(&t.conn, &more).await.unwrap();
 
     assert_eq!(applied, vec![2]);
     assert_eq!(t.count("SELECT count(*) FROM schema_migrations").await, 2);
-    assert!(migrations::migrate_with(&t.conn, &more).await.unwrap().is_empty());
+    assert!(migrations::migrate_with(&t.conn, &more)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -37,7 +37,11 @@ pub async fn handler(
     state: &AppState,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<RunReport, Error> {
-    let trigger = event.payload.get("detail-type").and_then(|v| v.as_str()).unwrap_or("direct");
+    let trigger = event
+        .payload
+        .get("detail-type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("direct");
     tracing::info!(trigger, request_id = %event.context.request_id, "worker invoked");
     let deadline = deadline_of(&event.context);
     Ok(state.worker.run_until(deadline).await?)
@@ -61,7 +65,10 @@ fn deadline_of(ctx: &lambda_runtime::Context) -> Instant {
 /// For running the queue as a plain process (and for the tests that kill one).
 pub async fn run_standalone(state: &AppState) -> Result<(), Error> {
     loop {
-        let report = state.worker.run_until(Instant::now() + state.worker.config().max_run).await?;
+        let report = state
+            .worker
+            .run_until(Instant::now() + state.worker.config().max_run)
+            .await?;
         if report.claimed == 0 {
             tokio::time::sleep(state.worker.config().poll_interval).await;
         }
@@ -79,10 +86,15 @@ mod tests {
         assert!(deadline_of(&ctx) <= Instant::now());
         ctx.deadline = 0;
         assert!(deadline_of(&ctx) > Instant::now() + Duration::from_secs(3600));
-        let in_30s = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap()
+        let in_30s = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
             + Duration::from_secs(30);
         ctx.deadline = in_30s.as_millis() as u64;
         let left = deadline_of(&ctx).saturating_duration_since(Instant::now());
-        assert!(left > Duration::from_secs(28) && left <= Duration::from_secs(30), "{left:?}");
+        assert!(
+            left > Duration::from_secs(28) && left <= Duration::from_secs(30),
+            "{left:?}"
+        );
     }
 }

@@ -16,8 +16,8 @@ async fn main() -> Result<(), Error> {
         return run_standalone(&state).await;
     }
     let state = &state;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        handler(state, event).await
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move { handler(state, event).await },
+    ))
     .await
 }

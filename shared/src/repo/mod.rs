@@ -16,8 +16,11 @@ pub async fn create_video_with_job(
     video: &NewVideoSource,
     job: &NewJob,
 ) -> Result<(VideoSource, ProcessingJob), DbError> {
-    let mut created = create_videos_with_jobs(conn, std::slice::from_ref(&(video.clone(), job.clone()))).await?;
-    created.pop().ok_or_else(|| DbError::Corrupt("the insert returned nothing".into()))
+    let mut created =
+        create_videos_with_jobs(conn, std::slice::from_ref(&(video.clone(), job.clone()))).await?;
+    created
+        .pop()
+        .ok_or_else(|| DbError::Corrupt("the insert returned nothing".into()))
 }
 
 /// Creates many videos, each with its job, in one transaction (one commit for the batch).
@@ -26,7 +29,9 @@ pub async fn create_videos_with_jobs(
     items: &[(NewVideoSource, NewJob)],
 ) -> Result<Vec<(VideoSource, ProcessingJob)>, DbError> {
     retry_busy(|| async move {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).await?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .await?;
         let now = crate::time::now();
         let mut out = Vec::with_capacity(items.len());
         for (video, job) in items {

@@ -107,7 +107,10 @@ pub async fn get(conn: &Connection, id: i64) -> Result<Option<ProcessingJob>, Db
 }
 
 /// Every job of a video, oldest first.
-pub async fn for_video(conn: &Connection, video_source_id: i64) -> Result<Vec<ProcessingJob>, DbError> {
+pub async fn for_video(
+    conn: &Connection,
+    video_source_id: i64,
+) -> Result<Vec<ProcessingJob>, DbError> {
     db::query_all(
         conn,
         &format!("SELECT {COLUMNS} FROM processing_jobs WHERE video_source_id = ?1 ORDER BY id"),

@@ -27,7 +27,13 @@ pub async fn insert(
          ON CONFLICT (email) DO NOTHING
          RETURNING id, email, created_at",
         (email, password_hash, now),
-        |r| Ok(User { id: db::int(r, 0)?, email: db::text(r, 1)?, created_at: db::timestamp(r, 2)? }),
+        |r| {
+            Ok(User {
+                id: db::int(r, 0)?,
+                email: db::text(r, 1)?,
+                created_at: db::timestamp(r, 2)?,
+            })
+        },
     )
     .await
 }

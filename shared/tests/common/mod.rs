@@ -27,8 +27,17 @@ impl TestDb {
         let db = Db::open_file(&path).await.unwrap();
         let conn = db.connect().await.unwrap();
         shared::migrations::migrate(&conn).await.unwrap();
-        let user = users::insert(&conn, "ada@example.com", "not-a-real-hash").await.unwrap().unwrap();
-        Self { dir, path, db: Arc::new(db), conn, user_id: user.id }
+        let user = users::insert(&conn, "ada@example.com", "not-a-real-hash")
+            .await
+            .unwrap()
+            .unwrap();
+        Self {
+            dir,
+            path,
+            db: Arc::new(db),
+            conn,
+            user_id: user.id,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -49,21 +58,33 @@ impl TestDb {
         let items: Vec<_> = (0..n).map(|i| self.new_video(i)).collect();
         let mut out = Vec::with_capacity(n);
         for chunk in items.chunks(500) {
-            out.extend(repo::create_videos_with_jobs(&self.conn, chunk).await.unwrap());
+            out.extend(
+                repo::create_videos_with_jobs(&self.conn, chunk)
+                    .await
+                    .unwrap(),
+            );
         }
         out
     }
 
     pub async fn job(&self, id: i64) -> ProcessingJob {
-        repo::processing_jobs::get(&self.conn, id).await.unwrap().unwrap()
+        repo::processing_jobs::get(&self.conn, id)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     pub async fn video(&self, id: i64) -> VideoSource {
-        repo::video_sources::get(&self.conn, id).await.unwrap().unwrap()
+        repo::video_sources::get(&self.conn, id)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        shared::db::query_one(&self.conn, sql, (), |r| shared::db::int(r, 0)).await.unwrap()
+        shared::db::query_one(&self.conn, sql, (), |r| shared::db::int(r, 0))
+            .await
+            .unwrap()
     }
 }
 

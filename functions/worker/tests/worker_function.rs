@@ -1,0 +1,244 @@
+//! The worker function end to end: its handler with the scheduled-event fixture, and the real
+//! binary killed with SIGKILL in the middle of a job.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::json;
+use shared::config::{Env, QueueConfig, WorkerConfig};
+use shared::db::{self, Db};
+use shared::model::{JobStatus, VideoStatus, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
+use shared::pipeline::DummyPipeline;
+use shared::repo::{self, processing_jobs::NewJob, video_sources::NewVideoSource};
+use shared::worker::Worker;
+use worker::{handler, AppState};
+
+const SCHEDULE_FIXTURE: &str = include_str!("../../../local/events/schedule.json");
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    url: String,
+    db: Arc<Db>,
+    conn: db::Connection,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.db");
+        let db = Db::open_file(&path).await.unwrap();
+        let conn = db.connect().await.unwrap();
+        shared::migrations::migrate(&conn).await.unwrap();
+        Self {
+            url: format!("file:{}", path.display()),
+            _dir: dir,
+            db: Arc::new(db),
+            conn,
+        }
+    }
+
+    /// A user with one YouTube video and its queued job: (video id, job id).
+    async fn queued_job(&self) -> (i64, i64) {
+        let user = repo::users::insert(&self.conn, "grace@example.com", "x")
+            .await
+            .unwrap()
+            .unwrap();
+        let video = NewVideoSource {
+            user_id: user.id,
+            source_type: Some(shared::model::SourceType::Youtube),
+            source_url: Some("https://www.youtube.com/watch?v=dQw4w9WgXcQ".into()),
+            youtube_video_id: Some("dQw4w9WgXcQ".into()),
+            ..Default::default()
+        };
+        let job = NewJob {
+            job_type: JOB_TYPE_TRANSCRIPTION_AND_CLIPPING.into(),
+            payload: json!({"video_type": "auto", "aspect_ratio": "9:16", "clip_length_preset": "auto_0_60", "subtitle": true}),
+            max_attempts: 3,
+        };
+        let (v, j) = repo::create_video_with_job(&self.conn, &video, &job)
+            .await
+            .unwrap();
+        (v.id, j.id)
+    }
+
+    async fn job(&self, id: i64) -> repo::processing_jobs::ProcessingJob {
+        repo::processing_jobs::get(&self.conn, id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn video_status(&self, id: i64) -> VideoStatus {
+        repo::video_sources::get(&self.conn, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+}
+
+async fn state_for(url: &str) -> AppState {
+    let env = Env::from_pairs([
+        ("DATABASE_URL", url),
+        ("POLL_INTERVAL_SECONDS", "0.05"),
+        ("WORKER_STOP_WHEN_IDLE", "true"),
+    ]);
+    AppState::from_env(&env).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_scheduled_event_turns_a_queued_job_into_a_completed_job_and_a_ready_video() {
+    let f = Fixture::new().await;
+    let (video_id, job_id) = f.queued_job().await;
+    let state = state_for(&f.url).await;
+    let event: serde_json::Value = serde_json::from_str(SCHEDULE_FIXTURE).unwrap();
+    assert_eq!(event["detail-type"], "Scheduled Event");
+
+    let report = handler(&state, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        (report.claimed, report.completed, report.errors),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    let job = f.job(job_id).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.progress, 100.0);
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.result_summary.as_ref().unwrap()["pipeline"], "dummy");
+    assert!(
+        job.result_summary.as_ref().unwrap()["elapsed_ms"]
+            .as_u64()
+            .unwrap()
+            >= 1_900,
+        "about 2 s of work"
+    );
+    assert_eq!(f.video_status(video_id).await, VideoStatus::Ready);
+}
+
+#[tokio::test]
+async fn a_bare_empty_event_also_runs_the_worker_and_an_empty_queue_returns_at_once() {
+    let f = Fixture::new().await;
+    let state = state_for(&f.url).await;
+
+    let report = handler(&state, LambdaEvent::new(json!({}), Context::default()))
+        .await
+        .unwrap();
+
+    assert_eq!(report.claimed, 0);
+    assert_eq!(report.errors, 0);
+}
+
+#[tokio::test]
+async fn a_bad_database_url_stops_start_up_naming_the_variable() {
+    let env = Env::from_pairs([("DATABASE_URL", "mysql://nope")]);
+    let err = AppState::from_env(&env)
+        .await
+        .err()
+        .expect("start-up must fail");
+    assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    let err = AppState::from_env(&Env::from_pairs([]))
+        .await
+        .err()
+        .expect("start-up must fail");
+    assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+}
+
+async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_worker_process_killed_mid_job_leaves_the_job_to_another_worker_after_its_lease() {
+    let f = Fixture::new().await;
+    let (video_id, job_id) = f.queued_job().await;
+    let bin = Path::new(env!("CARGO_BIN_EXE_worker"));
+    // A standalone worker process whose job takes 40 s and whose lease is 1 s (kept by heartbeats).
+    let mut child = Command::new(bin)
+        .arg("--standalone")
+        .env("DATABASE_URL", &f.url)
+        .env("JOB_LEASE_SECONDS", "1")
+        .env("POLL_INTERVAL_SECONDS", "0.05")
+        .env("DUMMY_PIPELINE_STEP_SECONDS", "10")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "the child to claim the job",
+        Duration::from_secs(30),
+        || async { f.job(job_id).await.status == JobStatus::Running },
+    )
+    .await;
+    // let a few heartbeats pass, so the kill lands mid-job and not mid-claim
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        f.job(job_id).await.status,
+        JobStatus::Running,
+        "heartbeats keep the 1 s lease alive"
+    );
+
+    child.kill().unwrap(); // SIGKILL: no clean-up of any kind
+    child.wait().unwrap();
+
+    let cfg = WorkerConfig {
+        poll_interval: Duration::from_millis(50),
+        concurrency: 2,
+        max_run: Duration::from_secs(30),
+        stop_when_idle: true,
+        queue: QueueConfig {
+            lease: Duration::from_secs(1),
+            ..QueueConfig::default()
+        },
+    };
+    let rescuer = Worker::new(
+        f.db.clone(),
+        DummyPipeline {
+            step: Duration::from_millis(50),
+        },
+        cfg,
+    );
+    wait_for(
+        "another worker to finish the job",
+        Duration::from_secs(30),
+        || async {
+            rescuer
+                .run_until(tokio::time::Instant::now() + Duration::from_secs(10))
+                .await
+                .unwrap();
+            f.job(job_id).await.status == JobStatus::Completed
+        },
+    )
+    .await;
+
+    let job = f.job(job_id).await;
+    assert_eq!(job.attempts, 2, "the killed attempt counts");
+    assert_eq!(job.progress, 100.0);
+    assert_eq!(f.video_status(video_id).await, VideoStatus::Ready);
+    let running = db::query_one(
+        &f.conn,
+        "SELECT count(*) FROM processing_jobs WHERE status = 'running'",
+        (),
+        |r| db::int(r, 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(running, 0);
+}
