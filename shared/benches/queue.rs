@@ -1,1 +1,277 @@
-fn main() {}
+//! Queue benchmark: `cargo bench -p shared --bench queue` (release mode; prints figures).
+//!
+//! Every figure runs against a fresh SQLite file (WAL, synchronous = NORMAL) in a temporary
+//! directory, through the same `shared` code the functions use. Options:
+//! `--jobs N` (claim/complete workload, default 20000), `--claims N` (latency samples, default 2000).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use shared::config::QueueConfig;
+use shared::db::Db;
+use shared::model::{SourceType, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
+use shared::queue::Queue;
+use shared::repo::{self, processing_jobs::NewJob, users, video_sources::NewVideoSource};
+
+const CLAIM_BATCH: usize = 64;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let opt = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let jobs = opt("--jobs", 20_000);
+    let claims = opt("--claims", 2_000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    println!("# queue benchmark");
+    println!("machine: {}", machine());
+    println!("sqlite: {}", rt.block_on(sqlite_version(dir.path())));
+    println!("workload: {jobs} jobs; claim batch {CLAIM_BATCH}; latency over {claims} claims\n");
+
+    // -- enqueue ------------------------------------------------------------------------------
+    let n = jobs / 4;
+    let (path, user) = rt.block_on(fresh(dir.path(), "enqueue-single"));
+    let secs = rt.block_on(enqueue(&path, user, n, 1));
+    println!(
+        "enqueue, one video+job per transaction: {:>9.0} jobs/s ({n} jobs)",
+        n as f64 / secs
+    );
+    let (path, user) = rt.block_on(fresh(dir.path(), "enqueue-batched"));
+    let secs = rt.block_on(enqueue(&path, user, jobs, 500));
+    println!(
+        "enqueue, 500 per transaction:           {:>9.0} jobs/s ({jobs} jobs)",
+        jobs as f64 / secs
+    );
+
+    // -- claim + complete ---------------------------------------------------------------------
+    println!();
+    let plain = drain(&rt, dir.path(), jobs, 1, Mode::Plain);
+    println!("plain loop (1 claim + 1 complete statement per job), 1 worker: {plain:>8.0} jobs/s");
+    let plain4 = drain(&rt, dir.path(), jobs, 4, Mode::Plain);
+    println!("plain loop, 4 workers:                                         {plain4:>8.0} jobs/s");
+    let mut batched = Vec::new();
+    for workers in [1, 2, 4] {
+        let rate = drain(&rt, dir.path(), jobs, workers, Mode::Batched);
+        println!("queue (claim {CLAIM_BATCH} per statement, complete per transaction), {workers} worker(s): {rate:>8.0} jobs/s");
+        batched.push(rate);
+    }
+    let ratio = batched[2] / plain;
+    println!(
+        "ratio: queue with 4 workers / plain loop = {ratio:.1}x (target >= 2x: {})",
+        if ratio >= 2.0 { "met" } else { "MISSED" }
+    );
+
+    // -- claim latency ------------------------------------------------------------------------
+    println!();
+    let small = rt.block_on(claim_latency(dir.path(), 100, claims));
+    let large = rt.block_on(claim_latency(dir.path(), 100_000, claims));
+    for (queued, (p50, p99)) in [(100, small), (100_000, large)] {
+        println!(
+            "claim latency with {queued:>6} queued: p50 {:>7.1} µs  p99 {:>7.1} µs",
+            micros(p50),
+            micros(p99)
+        );
+    }
+    let ratio = large.1.as_secs_f64() / small.1.as_secs_f64();
+    println!(
+        "p99 ratio 100,000 / 100 queued = {ratio:.2}x (target <= 2x: {})",
+        if ratio <= 2.0 { "met" } else { "MISSED" }
+    );
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{cpu}, {cores} cores, {}", std::env::consts::ARCH)
+}
+
+async fn sqlite_version(dir: &Path) -> String {
+    let db = Db::open_file(&dir.join("version.db")).await.unwrap();
+    let conn = db.connect().await.unwrap();
+    shared::db::query_one(&conn, "SELECT sqlite_version()", (), |r| {
+        shared::db::text(r, 0)
+    })
+    .await
+    .unwrap()
+}
+
+/// A new migrated database file with one user.
+async fn fresh(dir: &Path, name: &str) -> (PathBuf, i64) {
+    let path = dir.join(format!("{name}-{}.db", uuid::Uuid::new_v4().simple()));
+    let db = Db::open_file(&path).await.unwrap();
+    let conn = db.connect().await.unwrap();
+    shared::migrations::migrate(&conn).await.unwrap();
+    let user = users::insert(&conn, "bench@example.com", "x")
+        .await
+        .unwrap()
+        .unwrap();
+    (path, user.id)
+}
+
+fn item(user_id: i64, i: usize) -> (NewVideoSource, NewJob) {
+    let id = format!("{:011}", i);
+    (
+        NewVideoSource {
+            user_id,
+            source_type: Some(SourceType::Youtube),
+            source_url: Some(format!("https://www.youtube.com/watch?v={id}")),
+            youtube_video_id: Some(id),
+            ..Default::default()
+        },
+        NewJob {
+            job_type: JOB_TYPE_TRANSCRIPTION_AND_CLIPPING.into(),
+            payload: json!({"video_type": "auto", "aspect_ratio": "9:16", "clip_length_preset": "auto_0_60", "subtitle": true}),
+            max_attempts: 3,
+        },
+    )
+}
+
+/// Enqueues `n` videos with their jobs, `per_tx` per transaction; returns seconds taken.
+async fn enqueue(path: &Path, user: i64, n: usize, per_tx: usize) -> f64 {
+    let db = Db::open_file(path).await.unwrap();
+    let conn = db.connect().await.unwrap();
+    let items: Vec<_> = (0..n).map(|i| item(user, i)).collect();
+    let started = Instant::now();
+    for chunk in items.chunks(per_tx) {
+        repo::create_videos_with_jobs(&conn, chunk).await.unwrap();
+    }
+    started.elapsed().as_secs_f64()
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    /// One claim statement (LIMIT 1) and one completion statement per job.
+    Plain,
+    /// The queue as built to be used in bulk: claim a batch in one statement, complete the batch
+    /// in one transaction. Every job still has its own lease.
+    Batched,
+}
+
+/// Drains `jobs` jobs with `workers` OS threads (own runtime, own connection each); jobs/s.
+fn drain(rt: &tokio::runtime::Runtime, dir: &Path, jobs: usize, workers: usize, mode: Mode) -> f64 {
+    let (path, user) = rt.block_on(fresh(dir, "drain"));
+    rt.block_on(async {
+        let db = Db::open_file(&path).await.unwrap();
+        let conn = db.connect().await.unwrap();
+        let items: Vec<_> = (0..jobs).map(|i| item(user, i)).collect();
+        for chunk in items.chunks(500) {
+            repo::create_videos_with_jobs(&conn, chunk).await.unwrap();
+        }
+    });
+    let barrier = Arc::new(Barrier::new(workers + 1));
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            let (path, barrier) = (path.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let db = Db::open_file(&path).await.unwrap();
+                    let conn = db.connect().await.unwrap();
+                    let q = Queue::new(QueueConfig::default());
+                    let worker_id = format!("bench-{w}");
+                    let summary = json!({"pipeline": "bench"});
+                    let mut done = 0usize;
+                    barrier.wait();
+                    loop {
+                        let limit = match mode {
+                            Mode::Plain => 1,
+                            Mode::Batched => CLAIM_BATCH,
+                        };
+                        let claimed = q.claim(&conn, &worker_id, limit).await.unwrap();
+                        if claimed.is_empty() {
+                            break;
+                        }
+                        match mode {
+                            Mode::Plain => {
+                                for job in &claimed {
+                                    assert!(q.complete(&conn, &job.lease, &summary).await.unwrap());
+                                }
+                            }
+                            Mode::Batched => {
+                                let batch: Vec<_> = claimed
+                                    .iter()
+                                    .map(|j| (j.lease.clone(), summary.clone()))
+                                    .collect();
+                                assert_eq!(
+                                    q.complete_many(&conn, &batch).await.unwrap(),
+                                    batch.len()
+                                );
+                            }
+                        }
+                        done += claimed.len();
+                    }
+                    done
+                })
+            })
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    let done: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(done, jobs, "every job completed exactly once");
+    jobs as f64 / secs
+}
+
+/// p50/p99 of one claim (LIMIT 1) with `queued` jobs waiting; the queue is refilled after each
+/// claim (outside the timing) so it stays at that depth.
+async fn claim_latency(dir: &Path, queued: usize, samples: usize) -> (Duration, Duration) {
+    let (path, user) = fresh(dir, "latency").await;
+    let db = Db::open_file(&path).await.unwrap();
+    let conn = db.connect().await.unwrap();
+    let items: Vec<_> = (0..queued).map(|i| item(user, i)).collect();
+    for chunk in items.chunks(1_000) {
+        repo::create_videos_with_jobs(&conn, chunk).await.unwrap();
+    }
+    conn.execute("ANALYZE", ()).await.unwrap();
+    let q = Queue::new(QueueConfig::default());
+    let summary = json!({});
+    let mut times = Vec::with_capacity(samples);
+    for i in 0..samples + samples / 10 {
+        let started = Instant::now();
+        let job = q
+            .claim(&conn, "latency", 1)
+            .await
+            .unwrap()
+            .pop()
+            .expect("a job");
+        let took = started.elapsed();
+        if i >= samples / 10 {
+            times.push(took); // the first 10% warm the cache
+        }
+        q.complete(&conn, &job.lease, &summary).await.unwrap();
+        repo::create_videos_with_jobs(&conn, &[item(user, queued + i)])
+            .await
+            .unwrap();
+    }
+    times.sort();
+    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+    (pct(0.50), pct(0.99))
+}
