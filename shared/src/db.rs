@@ -41,6 +41,26 @@ pub enum DbError {
 impl DbError {
     /// The database is locked by another writer (after the busy timeout) or unreachable for now:
     /// a caller may retry, an HTTP handler answers 503.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Open(_) => true,
+            Self::Sql(libsql::Error::ConnectionFailed(_) | libsql::Error::Hrana(_)) => true,
+            _ => self.is_busy(),
+        }
+    }
+
+    /// A foreign key points at a row that does not exist (e.g. a deleted user).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        match self {
+            Self::Sql(libsql::Error::SqliteFailure(code, msg)) => {
+                *code == 787 || msg.contains("FOREIGN KEY")
+            }
+            Self::Sql(e) => e.to_string().contains("FOREIGN KEY constraint failed"),
+            _ => false,
+        }
+    }
+
+    /// Another writer holds the lock (past the busy timeout): retrying may succeed.
     pub fn is_busy(&self) -> bool {
         let Self::Sql(e) = self else { return false };
         match e {

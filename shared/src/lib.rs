@@ -7,14 +7,29 @@
 //! - [`repo`]: one module per table.
 //! - [`queue`]: the durable job queue on `processing_jobs`.
 //! - [`pipeline`], [`worker`]: what runs a claimed job, and the loop of one worker invocation.
+//! - [`error`], [`http`]: the API's one error type and the HTTP plumbing (on `http` types).
+//! - [`auth`]: passwords, tokens and the extractor of protected routes.
+//! - [`youtube`], [`clip_config`], [`media`]: typed, parsed inputs.
+//! - [`storage`]: the S3-compatible object store.
+//! - [`ingest`], [`history`]: what the ingest and history routes do.
 
+pub mod app;
+pub mod auth;
+pub mod clip_config;
 pub mod config;
 pub mod db;
+pub mod error;
+pub mod history;
+pub mod http;
+pub mod ingest;
+pub mod media;
 pub mod migrations;
 pub mod model;
 pub mod pipeline;
 pub mod queue;
 pub mod repo;
+pub mod storage;
 pub mod telemetry;
 pub mod time;
 pub mod worker;
+pub mod youtube;

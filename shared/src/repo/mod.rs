@@ -1,5 +1,6 @@
 //! One module per table, plus the writes that span tables.
 
+pub mod idempotency_keys;
 pub mod processing_jobs;
 pub mod users;
 pub mod video_sources;

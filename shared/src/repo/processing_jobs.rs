@@ -47,24 +47,29 @@ pub(crate) const COLUMNS: &str = "id, video_source_id, job_type, status, progres
     finished_at, lease_expires_at";
 
 pub(crate) fn from_row(r: &Row) -> Result<ProcessingJob, DbError> {
-    let status = db::text(r, 3)?;
+    from_row_at(r, 0)
+}
+
+/// Reads the columns of [`COLUMNS`] starting at column `base`.
+pub(crate) fn from_row_at(r: &Row, base: i32) -> Result<ProcessingJob, DbError> {
+    let status = db::text(r, base + 3)?;
     Ok(ProcessingJob {
-        id: db::int(r, 0)?,
-        video_source_id: db::int(r, 1)?,
-        job_type: db::text(r, 2)?,
+        id: db::int(r, base)?,
+        video_source_id: db::int(r, base + 1)?,
+        job_type: db::text(r, base + 2)?,
         status: JobStatus::parse(&status)
             .ok_or_else(|| DbError::Corrupt(format!("job status {status:?}")))?,
-        progress: db::real(r, 4)?,
-        payload: db::json(r, 5)?,
-        result_summary: db::opt_json(r, 6)?,
-        attempts: db::int(r, 7)?,
-        max_attempts: db::int(r, 8)?,
-        error_message: db::opt_text(r, 9)?,
-        created_at: db::timestamp(r, 10)?,
-        updated_at: db::timestamp(r, 11)?,
-        run_after: db::timestamp(r, 12)?,
-        finished_at: db::opt_timestamp(r, 13)?,
-        lease_expires_at: db::opt_timestamp(r, 14)?,
+        progress: db::real(r, base + 4)?,
+        payload: db::json(r, base + 5)?,
+        result_summary: db::opt_json(r, base + 6)?,
+        attempts: db::int(r, base + 7)?,
+        max_attempts: db::int(r, base + 8)?,
+        error_message: db::opt_text(r, base + 9)?,
+        created_at: db::timestamp(r, base + 10)?,
+        updated_at: db::timestamp(r, base + 11)?,
+        run_after: db::timestamp(r, base + 12)?,
+        finished_at: db::opt_timestamp(r, base + 13)?,
+        lease_expires_at: db::opt_timestamp(r, base + 14)?,
     })
 }
 
@@ -115,6 +120,29 @@ pub async fn for_video(
         conn,
         &format!("SELECT {COLUMNS} FROM processing_jobs WHERE video_source_id = ?1 ORDER BY id"),
         [video_source_id],
+        from_row,
+    )
+    .await
+}
+
+/// A job, if its video belongs to `user_id` (another user's job is "not found").
+pub async fn get_for_user(
+    conn: &Connection,
+    id: i64,
+    user_id: i64,
+) -> Result<Option<ProcessingJob>, DbError> {
+    let cols = COLUMNS
+        .split(", ")
+        .map(|c| format!("j.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    db::query_opt(
+        conn,
+        &format!(
+            "SELECT {cols} FROM processing_jobs j JOIN video_sources v ON v.id = j.video_source_id
+              WHERE j.id = ?1 AND v.user_id = ?2"
+        ),
+        [id, user_id],
         from_row,
     )
     .await

@@ -37,3 +37,24 @@ pub async fn insert(
     )
     .await
 }
+
+/// The user with this (normalised) email, and their password hash.
+pub async fn find_by_email(
+    conn: &Connection,
+    email: &str,
+) -> Result<Option<(User, String)>, DbError> {
+    db::query_opt(
+        conn,
+        "SELECT id, email, created_at, password_hash FROM users WHERE email = ?1",
+        [email],
+        |r| {
+            let user = User {
+                id: db::int(r, 0)?,
+                email: db::text(r, 1)?,
+                created_at: db::timestamp(r, 2)?,
+            };
+            Ok((user, db::text(r, 3)?))
+        },
+    )
+    .await
+}

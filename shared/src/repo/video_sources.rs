@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::db::{self, DbError};
 use crate::model::{SourceType, VideoStatus};
+use crate::repo::processing_jobs::{self as jobs, ProcessingJob};
 
 /// A stored video, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,24 +46,29 @@ pub(crate) const COLUMNS: &str = "id, user_id, source_type, source_url, youtube_
     file_path, title, duration_seconds, thumbnail_url, status, error_message, created_at, updated_at";
 
 pub(crate) fn from_row(r: &Row) -> Result<VideoSource, DbError> {
-    let source_type = db::text(r, 2)?;
-    let status = db::text(r, 9)?;
+    from_row_at(r, 0)
+}
+
+/// Reads the columns of [`COLUMNS`] starting at column `base`.
+pub(crate) fn from_row_at(r: &Row, base: i32) -> Result<VideoSource, DbError> {
+    let source_type = db::text(r, base + 2)?;
+    let status = db::text(r, base + 9)?;
     Ok(VideoSource {
-        id: db::int(r, 0)?,
-        user_id: db::int(r, 1)?,
+        id: db::int(r, base)?,
+        user_id: db::int(r, base + 1)?,
         source_type: SourceType::parse(&source_type)
             .ok_or_else(|| DbError::Corrupt(format!("source_type {source_type:?}")))?,
-        source_url: db::opt_text(r, 3)?,
-        youtube_video_id: db::opt_text(r, 4)?,
-        file_path: db::opt_text(r, 5)?,
-        title: db::opt_text(r, 6)?,
-        duration_seconds: db::opt_int(r, 7)?,
-        thumbnail_url: db::opt_text(r, 8)?,
+        source_url: db::opt_text(r, base + 3)?,
+        youtube_video_id: db::opt_text(r, base + 4)?,
+        file_path: db::opt_text(r, base + 5)?,
+        title: db::opt_text(r, base + 6)?,
+        duration_seconds: db::opt_int(r, base + 7)?,
+        thumbnail_url: db::opt_text(r, base + 8)?,
         status: VideoStatus::parse(&status)
             .ok_or_else(|| DbError::Corrupt(format!("video status {status:?}")))?,
-        error_message: db::opt_text(r, 10)?,
-        created_at: db::timestamp(r, 11)?,
-        updated_at: db::timestamp(r, 12)?,
+        error_message: db::opt_text(r, base + 10)?,
+        created_at: db::timestamp(r, base + 11)?,
+        updated_at: db::timestamp(r, base + 12)?,
     })
 }
 
@@ -107,5 +113,70 @@ pub async fn get(conn: &Connection, id: i64) -> Result<Option<VideoSource>, DbEr
         [id],
         from_row,
     )
+    .await
+}
+
+/// A position in a user's history: the last item of the previous page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPosition {
+    pub created_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+/// One page of a user's videos, newest first (`created_at`, then `id`), each with its latest
+/// job; only videos after `after` when given. Walks `video_sources_user_history` (or the status
+/// index), so a deep page costs what the first one does.
+pub async fn list_for_user(
+    conn: &Connection,
+    user_id: i64,
+    status: Option<VideoStatus>,
+    after: Option<&HistoryPosition>,
+    limit: u32,
+) -> Result<Vec<(VideoSource, Option<ProcessingJob>)>, DbError> {
+    let video_cols = COLUMNS
+        .split(", ")
+        .map(|c| format!("v.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let job_cols = jobs::COLUMNS
+        .split(", ")
+        .map(|c| format!("j.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!(
+        "SELECT {video_cols}, {job_cols}
+           FROM video_sources v
+           LEFT JOIN processing_jobs j
+             ON j.id = (SELECT max(id) FROM processing_jobs WHERE video_source_id = v.id)
+          WHERE v.user_id = ?1"
+    );
+    let mut params: Vec<libsql::Value> = vec![user_id.into()];
+    if let Some(status) = status {
+        params.push(status.as_str().into());
+        sql.push_str(&format!(" AND v.status = ?{}", params.len()));
+    }
+    if let Some(after) = after {
+        params.push(crate::time::format(after.created_at).into());
+        params.push(after.id.into());
+        sql.push_str(&format!(
+            " AND (v.created_at, v.id) < (?{}, ?{})",
+            params.len() - 1,
+            params.len()
+        ));
+    }
+    params.push(i64::from(limit).into());
+    sql.push_str(&format!(
+        " ORDER BY v.created_at DESC, v.id DESC LIMIT ?{}",
+        params.len()
+    ));
+    let video_width = COLUMNS.split(", ").count() as i32;
+    db::query_all(conn, &sql, params, |r| {
+        let video = from_row_at(r, 0)?;
+        let job = match r.get_value(video_width)? {
+            libsql::Value::Null => None,
+            _ => Some(jobs::from_row_at(r, video_width)?),
+        };
+        Ok((video, job))
+    })
     .await
 }

@@ -1,0 +1,25 @@
+//! `POST /auth/register`: `{"email", "password"}` → 201 with the user and a token.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use shared::app::App;
+use shared::auth::{self, Credentials};
+use shared::error::ApiError;
+use shared::http::{self as api, Fields};
+
+pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if req.method() != Method::POST {
+        return Ok(api::method_not_allowed(&Method::POST).map(Body::from));
+    }
+    Ok(api::finish(handle(app, &req).await).map(Body::from))
+}
+
+async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {
+    let mut fields = Fields::new(api::json_object(req.headers(), req.body())?);
+    let creds = Credentials::from_json(&mut fields, true);
+    fields.finish()?;
+    let creds = creds.ok_or_else(|| ApiError::field("email", "is required"))?;
+    let conn = app.db.connect().await?;
+    let session = auth::register(&conn, &app.auth, creds).await?;
+    Ok(api::json(StatusCode::CREATED, &session))
+}

@@ -1,0 +1,13 @@
+use lambda_http::{service_fn, Error, Request};
+use shared::app::{App, Needs};
+use shared::config::Env;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let app = App::from_env(&Env::from_process(), Needs::DATABASE_ONLY)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let app = &app;
+    lambda_http::run(service_fn(move |req: Request| get_job::handler(app, req))).await
+}

@@ -1,0 +1,25 @@
+//! `POST /viral-clip/video/youtube`: a YouTube link and clip options → 201 with the new
+//! `video_source` (pending) and its `processing_job` (queued). `Idempotency-Key` supported.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Error, Request, Response};
+use shared::app::App;
+use shared::error::ApiError;
+use shared::http as api;
+use shared::ingest::{self, YoutubeSubmission};
+
+pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if req.method() != Method::POST {
+        return Ok(api::method_not_allowed(&Method::POST).map(Body::from));
+    }
+    Ok(api::finish(handle(app, &req).await).map(Body::from))
+}
+
+async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {
+    let user_id = app.auth.authenticate(req.headers())?;
+    let key = api::idempotency_key(req.headers())?;
+    let submission = YoutubeSubmission::parse(api::json_object(req.headers(), req.body())?)?;
+    let conn = app.db.connect().await?;
+    let outcome = ingest::submit_youtube(&conn, &app.ingest, user_id, &submission, key).await?;
+    Ok(outcome.into_response())
+}

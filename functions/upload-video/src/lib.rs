@@ -1,0 +1,33 @@
+//! `POST /viral-clip/video/upload`: a multipart form with a `file` (MP4/MOV) and clip options →
+//! the object is stored at `videos/<user_id>/<uuid>.mp4`, then 201 with the new video and job.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Error, Request, Response};
+use shared::app::App;
+use shared::error::ApiError;
+use shared::http as api;
+use shared::ingest::{self, UploadForm};
+
+pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if req.method() != Method::POST {
+        return Ok(api::method_not_allowed(&Method::POST).map(Body::from));
+    }
+    Ok(api::finish(handle(app, req).await).map(Body::from))
+}
+
+async fn handle(app: &App, req: Request) -> Result<api::Response, ApiError> {
+    let user_id = app.auth.authenticate(req.headers())?;
+    let key = api::idempotency_key(req.headers())?;
+    let (parts, body) = req.into_parts();
+    let body = match body {
+        Body::Empty => Vec::new(),
+        Body::Text(text) => text.into_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    let form = UploadForm::parse(&parts.headers, body.into(), app.ingest.max_upload_bytes).await?;
+    let conn = app.db.connect().await?;
+    let outcome =
+        ingest::upload_video(&conn, app.storage()?, &app.ingest, user_id, &form, key).await?;
+    Ok(outcome.into_response())
+}

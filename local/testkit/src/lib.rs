@@ -1,0 +1,309 @@
+//! Dev tooling shared by the tests (and the local stack): an S3-compatible server (s3s-fs)
+//! running in-process on a random port, and the sample media.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use shared::storage::StorageConfig;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+pub const ACCESS_KEY: &str = "viralclip-dev";
+pub const SECRET_KEY: &str = "viralclip-dev-secret-key";
+pub const REGION: &str = "us-east-1";
+
+/// A running S3-compatible server storing objects as files under `root`. It stops (and every
+/// connection with it) when dropped or [`S3Server::stop`]ped.
+pub struct S3Server {
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    tasks: JoinSet<()>,
+}
+
+impl S3Server {
+    /// Serves `root` on `addr` (`127.0.0.1:0` for a random port) with the dev credentials.
+    pub async fn serve(root: &Path, addr: SocketAddr) -> std::io::Result<Self> {
+        std::fs::create_dir_all(root)?;
+        let fs =
+            s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = builder.build();
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let service = service.clone();
+                connections.spawn(async move {
+                    let builder = ConnBuilder::new(TokioExecutor::new());
+                    if let Err(e) = builder
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await
+                    {
+                        tracing::debug!(error = %e, "s3 connection ended");
+                    }
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Ok(Self {
+            addr,
+            root: root.to_owned(),
+            tasks,
+        })
+    }
+
+    /// Creates a bucket (a directory for s3s-fs); existing is fine.
+    pub fn create_bucket(&self, bucket: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.root.join(bucket))
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Client settings for `bucket` on this server.
+    pub fn storage_config(&self, bucket: &str) -> StorageConfig {
+        StorageConfig {
+            endpoint: Some(self.endpoint()),
+            bucket: bucket.to_owned(),
+            region: REGION.to_owned(),
+            static_credentials: Some((ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())),
+        }
+    }
+
+    /// Stops accepting and drops every open connection.
+    pub fn stop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A storage configuration pointing at a port where nothing listens: "storage is down".
+pub fn unreachable_storage_config(bucket: &str) -> StorageConfig {
+    StorageConfig {
+        endpoint: Some("http://127.0.0.1:9".to_owned()),
+        bucket: bucket.to_owned(),
+        region: REGION.to_owned(),
+        static_credentials: Some((ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())),
+    }
+}
+
+/// The bytes of a file in `local/testkit/fixtures/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+// ---- per-test application fixture -------------------------------------------------------------
+
+use lambda_http::{Body, Request, Response};
+use shared::app::{App, AppConfig};
+use shared::auth::AuthConfig;
+use shared::config::DatabaseUrl;
+use shared::ingest::IngestConfig;
+
+pub const BUCKET: &str = "viralclip-test";
+pub const JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+
+/// A fresh SQLite file and a fresh object store, each in its own temporary directory.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub db_path: PathBuf,
+    pub s3: S3Server,
+}
+
+impl TestEnv {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s3 = S3Server::serve(&dir.path().join("s3"), "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("s3 server");
+        s3.create_bucket(BUCKET).expect("bucket");
+        let db_path = dir.path().join("app.db");
+        Self { dir, db_path, s3 }
+    }
+
+    pub fn config(&self) -> AppConfig {
+        AppConfig {
+            database: DatabaseUrl::File(self.db_path.clone()),
+            auth: AuthConfig::new(JWT_SECRET, std::time::Duration::from_secs(3600)).unwrap(),
+            storage: Some(self.s3.storage_config(BUCKET)),
+            ingest: IngestConfig::default(),
+        }
+    }
+
+    /// The application as a cold start builds it.
+    pub async fn app(&self) -> App {
+        App::new(self.config()).await.expect("app")
+    }
+
+    /// The application with other settings (storage down, a smaller upload limit, …).
+    pub async fn app_with(&self, change: impl FnOnce(&mut AppConfig)) -> App {
+        let mut cfg = self.config();
+        change(&mut cfg);
+        App::new(cfg).await.expect("app")
+    }
+
+    /// The stored object's bytes, read back from the store's files.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.s3.root.join(BUCKET).join(key)).ok()
+    }
+
+    /// Every object key in the bucket.
+    pub fn object_keys(&self) -> Vec<String> {
+        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, base, out);
+                } else if let Ok(rel) = path.strip_prefix(base) {
+                    let rel = rel.to_string_lossy().replace('\\', "/");
+                    // s3s-fs keeps its own metadata and upload state in dot-files
+                    if !rel.split('/').any(|p| p.starts_with('.')) {
+                        out.push(rel);
+                    }
+                }
+            }
+        }
+        let base = self.s3.root.join(BUCKET);
+        let mut out = Vec::new();
+        walk(&base, &base, &mut out);
+        out.sort();
+        out
+    }
+
+    /// A count from SQL, on the test's database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let db = shared::db::Db::open_file(&self.db_path).await.unwrap();
+        let conn = db.connect().await.unwrap();
+        shared::db::query_one(&conn, sql, (), |r| shared::db::int(r, 0))
+            .await
+            .unwrap()
+    }
+}
+
+/// A request as API Gateway (HTTP API) would hand it over.
+pub fn request(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: Body,
+) -> Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("https://api.test{path}"));
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(ct) = content_type {
+        builder = builder.header("content-type", ct);
+    }
+    builder.body(body).expect("request")
+}
+
+/// A JSON request.
+pub fn json_request(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &serde_json::Value,
+) -> Request {
+    request(
+        method,
+        path,
+        token,
+        Some("application/json"),
+        Body::from(body.to_string()),
+    )
+}
+
+/// A multipart/form-data body: text fields, then files (name, file name, bytes).
+pub fn multipart(texts: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----viralclip-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, value) in texts {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+    }
+    for (name, filename, bytes) in files {
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: video/mp4\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend(*bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Status, headers and JSON body of a response.
+pub fn read(resp: Response<Body>) -> (u16, lambda_http::http::HeaderMap, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = match resp.body() {
+        Body::Empty => serde_json::Value::Null,
+        other => serde_json::from_slice(other.as_ref()).expect("JSON body"),
+    };
+    (status, headers, body)
+}
+
+/// Asserts the contract's error shape and returns the body.
+#[track_caller]
+pub fn assert_error(
+    resp: (u16, lambda_http::http::HeaderMap, serde_json::Value),
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
+    let (got, headers, body) = resp;
+    assert_eq!(got, status, "status; body: {body}");
+    assert_eq!(body["error"]["code"], code, "code; body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "message; body: {body}"
+    );
+    if status == 401 {
+        assert_eq!(
+            headers.get("www-authenticate").map(|v| v.to_str().unwrap()),
+            Some("Bearer")
+        );
+    }
+    if status == 503 {
+        assert!(headers.get("retry-after").is_some(), "Retry-After on 503");
+    }
+    body
+}
+
+/// A registered user: (id, token).
+pub async fn user(app: &App, email: &str) -> (i64, String) {
+    let conn = app.db.connect().await.unwrap();
+    let creds = shared::auth::Credentials {
+        email: email.to_owned(),
+        password: "correct horse battery".to_owned(),
+    };
+    let session = shared::auth::register(&conn, &app.auth, creds)
+        .await
+        .expect("register");
+    (session.user.id, session.token)
+}

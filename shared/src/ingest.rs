@@ -1,0 +1,505 @@
+//! Creating videos: a YouTube link or an uploaded file becomes a `video_sources` row and its
+//! queued `processing_jobs` row, idempotently, and (for uploads) an object stored first.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use libsql::{Connection, TransactionBehavior};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::clip_config::ClipConfig;
+use crate::config::{ConfigError, Env};
+use crate::db::{retry_busy, DbError};
+use crate::error::{ApiError, FieldErrors};
+use crate::http::{media_type, Fields, Response};
+use crate::media::{self, MediaError};
+use crate::model::{SourceType, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
+use crate::repo::idempotency_keys::{self, IdempotencyKey};
+use crate::repo::processing_jobs::{self, NewJob, ProcessingJob};
+use crate::repo::video_sources::{self, NewVideoSource, VideoSource};
+use crate::storage::{new_video_key, Storage};
+use crate::youtube::YoutubeLink;
+
+pub const ROUTE_YOUTUBE: &str = "POST /viral-clip/video/youtube";
+pub const ROUTE_UPLOAD: &str = "POST /viral-clip/video/upload";
+
+/// Longest title kept, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestConfig {
+    /// `MAX_UPLOAD_BYTES` (default 6 MiB, the cloud function payload limit).
+    pub max_upload_bytes: u64,
+    /// `JOB_MAX_ATTEMPTS` (default 3), stored with each new job.
+    pub job_max_attempts: u32,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 6 * 1024 * 1024,
+            job_max_attempts: 3,
+        }
+    }
+}
+
+impl IngestConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            max_upload_bytes: env.int_in(
+                "MAX_UPLOAD_BYTES",
+                d.max_upload_bytes,
+                1024..=64 * 1024 * 1024,
+            )?,
+            job_max_attempts: env.int_in("JOB_MAX_ATTEMPTS", d.job_max_attempts.into(), 1..=100)?
+                as u32,
+        })
+    }
+}
+
+/// The 201 body of every ingest route.
+#[derive(Debug, Serialize)]
+pub struct Created {
+    pub video_source: VideoSource,
+    pub processing_job: ProcessingJob,
+}
+
+/// A created video, or the first response to a repeated `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Created(String),
+    Replayed(String),
+}
+
+impl Outcome {
+    pub fn body(&self) -> &str {
+        match self {
+            Self::Created(b) | Self::Replayed(b) => b,
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let replayed = matches!(self, Self::Replayed(_));
+        let body = match self {
+            Self::Created(b) | Self::Replayed(b) => b,
+        };
+        let mut resp = http::Response::new(body);
+        *resp.status_mut() = StatusCode::CREATED;
+        let headers = resp.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert("cache-control", HeaderValue::from_static("no-store"));
+        if replayed {
+            headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        resp
+    }
+}
+
+fn new_job(cfg: &IngestConfig, config: &ClipConfig) -> NewJob {
+    NewJob {
+        job_type: JOB_TYPE_TRANSCRIPTION_AND_CLIPPING.into(),
+        payload: config.to_payload(),
+        max_attempts: cfg.job_max_attempts,
+    }
+}
+
+fn digest(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The first response recorded for `key`, or a 409 when the key was used for another request.
+async fn replay(conn: &Connection, key: &IdempotencyKey) -> Result<Option<Outcome>, ApiError> {
+    match idempotency_keys::find(conn, key).await? {
+        None => Ok(None),
+        Some(stored) if stored.request_hash == key.request_hash => {
+            Ok(Some(Outcome::Replayed(stored.response_body)))
+        }
+        Some(_) => Err(ApiError::Conflict(
+            "this Idempotency-Key was already used for a different request; use a new key".into(),
+        )),
+    }
+}
+
+/// Writes the video, its job and the idempotency key in one transaction.
+async fn create(
+    conn: &Connection,
+    video: &NewVideoSource,
+    job: &NewJob,
+    key: Option<&IdempotencyKey>,
+) -> Result<Outcome, ApiError> {
+    let result = retry_busy(|| async move {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .await?;
+        let now = crate::time::now();
+        let video_source = video_sources::insert(&tx, video, now).await?;
+        let processing_job = processing_jobs::insert(&tx, video_source.id, job, now).await?;
+        let video_id = video_source.id;
+        let body = serde_json::to_string(&Created {
+            video_source,
+            processing_job,
+        })
+        .map_err(|e| DbError::Corrupt(e.to_string()))?;
+        if let Some(key) = key {
+            if !idempotency_keys::insert(&tx, key, video_id, &body, now).await? {
+                tx.rollback().await?;
+                return Ok(None); // a concurrent request with the same key won
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(body))
+    })
+    .await;
+    match result {
+        Ok(Some(body)) => Ok(Outcome::Created(body)),
+        Ok(None) => {
+            let key = key.expect("only a keyed request can lose the race");
+            replay(conn, key)
+                .await?
+                .ok_or_else(|| ApiError::Internal("idempotency key vanished".into()))
+        }
+        Err(e) if e.is_foreign_key_violation() => Err(ApiError::Unauthorized(
+            "your account no longer exists; sign up or sign in again".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /viral-clip/video/youtube`'s body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct YoutubeSubmission {
+    pub link: YoutubeLink,
+    pub config: ClipConfig,
+}
+
+impl YoutubeSubmission {
+    /// Reads the JSON object; a 422 names every bad or unknown field.
+    pub fn parse(body: Map<String, Value>) -> Result<Self, ApiError> {
+        let mut fields = Fields::new(body);
+        let raw = fields.required_string("youtube_url");
+        let link = raw.and_then(|raw| match YoutubeLink::parse(&raw) {
+            Ok(link) => Some(link),
+            Err(msg) => {
+                fields.errors.add("youtube_url", msg);
+                None
+            }
+        });
+        let config = ClipConfig::from_json(&mut fields);
+        fields.finish()?;
+        let link = link.ok_or_else(|| ApiError::field("youtube_url", "is required"))?;
+        Ok(Self { link, config })
+    }
+}
+
+pub async fn submit_youtube(
+    conn: &Connection,
+    cfg: &IngestConfig,
+    user_id: i64,
+    submission: &YoutubeSubmission,
+    idempotency_key: Option<String>,
+) -> Result<Outcome, ApiError> {
+    let canonical = submission.link.canonical_url();
+    let key = idempotency_key.map(|key| IdempotencyKey {
+        user_id,
+        route: ROUTE_YOUTUBE,
+        key,
+        request_hash: digest(&[
+            canonical.as_bytes(),
+            submission.config.to_payload().to_string().as_bytes(),
+        ]),
+    });
+    if let Some(key) = &key {
+        if let Some(outcome) = replay(conn, key).await? {
+            return Ok(outcome);
+        }
+    }
+    let video = NewVideoSource {
+        user_id,
+        source_type: Some(SourceType::Youtube),
+        source_url: Some(canonical),
+        youtube_video_id: Some(submission.link.id().to_string()),
+        thumbnail_url: Some(submission.link.thumbnail_url()),
+        ..Default::default()
+    };
+    create(
+        conn,
+        &video,
+        &new_job(cfg, &submission.config),
+        key.as_ref(),
+    )
+    .await
+}
+
+/// A parsed `POST /viral-clip/video/upload` form.
+#[derive(Debug, Clone)]
+pub struct UploadForm {
+    pub file: Bytes,
+    pub title: Option<String>,
+    pub config: ClipConfig,
+    pub duration_seconds: Option<i64>,
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the file is larger than this route's limit of {} bytes ({:.1} MiB); upload large files with \
+         POST /viral-clip/video/uploads, which sends them straight to storage",
+        limit,
+        limit as f64 / (1024.0 * 1024.0)
+    ))
+}
+
+/// A title from a file name: no folders, no extension, no control characters.
+fn title_from_filename(name: &str) -> Option<String> {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let stem = match base.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => base,
+    };
+    clean_title(stem)
+}
+
+fn clean_title(raw: &str) -> Option<String> {
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(MAX_TITLE_CHARS)
+        .collect();
+    (!cleaned.is_empty()).then_some(cleaned)
+}
+
+const CONFIG_CONFLICT: &str =
+    "give the clip options either as separate fields or as one config part, not both";
+
+impl UploadForm {
+    /// Parses and checks a multipart body: 400 for a broken form, 413 over the limit, 415 for a
+    /// file that is not an MP4/MOV video, 422 for bad fields or a damaged video.
+    pub async fn parse(
+        headers: &HeaderMap,
+        body: Bytes,
+        max_upload_bytes: u64,
+    ) -> Result<Self, ApiError> {
+        if media_type(headers).as_deref() != Some("multipart/form-data") {
+            return Err(ApiError::BadRequest(
+                "this route takes a multipart/form-data body with a file part".into(),
+            ));
+        }
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let boundary = multer::parse_boundary(content_type).map_err(|_| {
+            ApiError::BadRequest("the multipart Content-Type has no boundary".into())
+        })?;
+        // Room for the form's own framing and text fields around the file.
+        let slack = 64 * 1024;
+        if body.len() as u64 > max_upload_bytes + slack {
+            return Err(too_large(max_upload_bytes));
+        }
+        let stream =
+            futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+        let constraints = multer::Constraints::new().size_limit(
+            multer::SizeLimit::new()
+                .whole_stream(max_upload_bytes + slack)
+                .per_field(max_upload_bytes),
+        );
+        let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
+
+        let mut errors = FieldErrors::new();
+        let mut file: Option<(Bytes, Option<String>)> = None;
+        let mut config_part: Option<String> = None;
+        let mut title: Option<String> = None;
+        let mut text_config: Vec<(String, String)> = Vec::new();
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) => return Err(multipart_error(e, max_upload_bytes)),
+            };
+            let name = field.name().unwrap_or("").to_owned();
+            let filename = field.file_name().map(str::to_owned);
+            let data = field
+                .bytes()
+                .await
+                .map_err(|e| multipart_error(e, max_upload_bytes))?;
+            match name.as_str() {
+                "file" => {
+                    if file.is_some() {
+                        errors.add("file", "send exactly one file");
+                    }
+                    file = Some((data, filename));
+                }
+                "config" | "title" | "video_type" | "aspect_ratio" | "clip_length_preset"
+                | "subtitle" => {
+                    let Ok(text) = String::from_utf8(data.to_vec()) else {
+                        errors.add(name, "must be UTF-8 text");
+                        continue;
+                    };
+                    match name.as_str() {
+                        "config" => config_part = Some(text),
+                        "title" => title = Some(text),
+                        _ => text_config.push((name, text)),
+                    }
+                }
+                "" => errors.add("form", "every part needs a name"),
+                _ => errors.add(name, "is not a known field"),
+            }
+        }
+
+        let config = match (config_part, text_config.is_empty()) {
+            (Some(_), false) => {
+                errors.add("config", CONFIG_CONFLICT);
+                ClipConfig::default()
+            }
+            (Some(json), true) => match serde_json::from_str::<Value>(&json) {
+                Ok(Value::Object(map)) => {
+                    let mut fields = Fields::new(map);
+                    let cfg = ClipConfig::from_json(&mut fields);
+                    if let Err(ApiError::Validation(inner)) = fields.finish() {
+                        for (k, v) in inner.fields() {
+                            errors.add(k, v);
+                        }
+                    }
+                    cfg
+                }
+                _ => {
+                    errors.add("config", "must be a JSON object with the clip options");
+                    ClipConfig::default()
+                }
+            },
+            (None, _) => ClipConfig::from_text(&text_config, &mut errors),
+        };
+        let title = match title {
+            Some(raw) if raw.chars().count() > MAX_TITLE_CHARS => {
+                errors.add(
+                    "title",
+                    format!("must be at most {MAX_TITLE_CHARS} characters"),
+                );
+                None
+            }
+            Some(raw) => clean_title(&raw),
+            None => None,
+        };
+        let Some((file, filename)) = file else {
+            errors.add("file", "is required: attach the video as a part named file");
+            return Err(ApiError::Validation(errors));
+        };
+        if file.is_empty() {
+            errors.add("file", "is empty");
+        }
+        errors.into_result()?;
+        if file.len() as u64 > max_upload_bytes {
+            return Err(too_large(max_upload_bytes));
+        }
+        let info = media::inspect(&file).map_err(|e| match e {
+            MediaError::NotAVideo(msg) => {
+                ApiError::UnsupportedMediaType(format!("{msg}: upload an MP4 or MOV video"))
+            }
+            MediaError::Damaged(msg) => {
+                ApiError::field("file", format!("cannot be read as a video: {msg}"))
+            }
+        })?;
+        let title = title.or_else(|| filename.as_deref().and_then(title_from_filename));
+        Ok(Self {
+            file,
+            title,
+            config,
+            duration_seconds: info.duration_seconds,
+        })
+    }
+}
+
+fn multipart_error(e: multer::Error, limit: u64) -> ApiError {
+    match e {
+        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
+            too_large(limit)
+        }
+        other => ApiError::BadRequest(format!("the body is not a valid multipart form ({other})")),
+    }
+}
+
+/// Stores the file, then writes the rows; deletes the object if the rows cannot be written.
+pub async fn upload_video(
+    conn: &Connection,
+    storage: &Storage,
+    cfg: &IngestConfig,
+    user_id: i64,
+    form: &UploadForm,
+    idempotency_key: Option<String>,
+) -> Result<Outcome, ApiError> {
+    let key = idempotency_key.map(|key| {
+        let file_digest = digest(&[&form.file]);
+        IdempotencyKey {
+            user_id,
+            route: ROUTE_UPLOAD,
+            key,
+            request_hash: digest(&[
+                file_digest.as_bytes(),
+                form.config.to_payload().to_string().as_bytes(),
+                form.title.as_deref().unwrap_or("").as_bytes(),
+            ]),
+        }
+    });
+    if let Some(key) = &key {
+        if let Some(outcome) = replay(conn, key).await? {
+            return Ok(outcome);
+        }
+    }
+    let object_key = new_video_key(user_id);
+    storage.put_video(&object_key, form.file.clone()).await?;
+    let video = NewVideoSource {
+        user_id,
+        source_type: Some(SourceType::Upload),
+        file_path: Some(object_key.clone()),
+        title: form.title.clone(),
+        duration_seconds: form.duration_seconds,
+        ..Default::default()
+    };
+    let outcome = create(conn, &video, &new_job(cfg, &form.config), key.as_ref()).await;
+    if !matches!(outcome, Ok(Outcome::Created(_))) {
+        // No row points at the object (an error, or a concurrent twin request won): remove it.
+        if let Err(e) = storage.delete(&object_key).await {
+            tracing::error!(key = %object_key, error = %e, "could not delete an orphaned upload");
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_come_from_file_names_without_folders_or_extensions() {
+        assert_eq!(
+            title_from_filename("My Talk.mp4").as_deref(),
+            Some("My Talk")
+        );
+        assert_eq!(
+            title_from_filename("C:\\fakepath\\clip.final.mov").as_deref(),
+            Some("clip.final")
+        );
+        assert_eq!(title_from_filename("/home/a/b.mp4").as_deref(), Some("b"));
+        assert_eq!(title_from_filename(".mp4").as_deref(), Some(".mp4"));
+        assert_eq!(title_from_filename("  \u{7}.mp4"), None);
+        assert_eq!(
+            title_from_filename(&format!("{}.mp4", "x".repeat(500)))
+                .unwrap()
+                .chars()
+                .count(),
+            MAX_TITLE_CHARS
+        );
+    }
+}
