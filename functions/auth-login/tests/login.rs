@@ -10,13 +10,21 @@ async fn the_right_password_signs_in_with_any_case_of_the_email() {
     let app = env.app().await;
     let (id, _) = user(&app, "ada@example.com").await;
 
-    let req = json_request("POST", PATH, None, &json!({"email": "ADA@example.com ", "password": "correct horse battery"}));
+    let req = json_request(
+        "POST",
+        PATH,
+        None,
+        &json!({"email": "ADA@example.com ", "password": "correct horse battery"}),
+    );
     let (status, _, body) = read(handler(&app, req).await.unwrap());
 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"]["id"], id);
     assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(app.auth.verify(body["token"].as_str().unwrap()).unwrap(), id);
+    assert_eq!(
+        app.auth.verify(body["token"].as_str().unwrap()).unwrap(),
+        id
+    );
 }
 
 #[tokio::test]
@@ -25,10 +33,28 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_401() {
     let app = env.app().await;
     user(&app, "ada@example.com").await;
 
-    let wrong_password = json_request("POST", PATH, None, &json!({"email": "ada@example.com", "password": "wrong password"}));
-    let a = assert_error(read(handler(&app, wrong_password).await.unwrap()), 401, "unauthorized");
-    let unknown = json_request("POST", PATH, None, &json!({"email": "nobody@example.com", "password": "wrong password"}));
-    let b = assert_error(read(handler(&app, unknown).await.unwrap()), 401, "unauthorized");
+    let wrong_password = json_request(
+        "POST",
+        PATH,
+        None,
+        &json!({"email": "ada@example.com", "password": "wrong password"}),
+    );
+    let a = assert_error(
+        read(handler(&app, wrong_password).await.unwrap()),
+        401,
+        "unauthorized",
+    );
+    let unknown = json_request(
+        "POST",
+        PATH,
+        None,
+        &json!({"email": "nobody@example.com", "password": "wrong password"}),
+    );
+    let b = assert_error(
+        read(handler(&app, unknown).await.unwrap()),
+        401,
+        "unauthorized",
+    );
 
     assert_eq!(a, b, "nothing tells which one was wrong");
 }
@@ -37,7 +63,17 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_401() {
 async fn missing_fields_are_422() {
     let env = TestEnv::start().await;
     let app = env.app().await;
-    let resp = read(handler(&app, json_request("POST", PATH, None, &json!({"email": "ada@example.com"}))).await.unwrap());
+    let resp = read(
+        handler(
+            &app,
+            json_request("POST", PATH, None, &json!({"email": "ada@example.com"})),
+        )
+        .await
+        .unwrap(),
+    );
     let body = assert_error(resp, 422, "validation_failed");
-    assert_eq!(body["error"]["details"]["fields"]["password"], "is required");
+    assert_eq!(
+        body["error"]["details"]["fields"]["password"],
+        "is required"
+    );
 }

@@ -9,7 +9,12 @@ async fn sign_up_creates_the_account_and_returns_a_working_token() {
     let env = TestEnv::start().await;
     let app = env.app().await;
 
-    let req = json_request("POST", PATH, None, &json!({"email": "  Ada@Example.COM ", "password": "correct horse"}));
+    let req = json_request(
+        "POST",
+        PATH,
+        None,
+        &json!({"email": "  Ada@Example.COM ", "password": "correct horse"}),
+    );
     let (status, _, body) = read(handler(&app, req).await.unwrap());
 
     assert_eq!(status, 201, "{body}");
@@ -21,18 +26,36 @@ async fn sign_up_creates_the_account_and_returns_a_working_token() {
     let user_id = app.auth.verify(body["token"].as_str().unwrap()).unwrap();
     assert_eq!(user_id, body["user"]["id"].as_i64().unwrap());
     assert!(body["user"].get("password_hash").is_none());
-    assert_eq!(env.count("SELECT count(*) FROM users WHERE password_hash LIKE '$argon2id$%'").await, 1);
-    assert_eq!(env.count("SELECT count(*) FROM users WHERE password_hash LIKE '%correct horse%'").await, 0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM users WHERE password_hash LIKE '$argon2id$%'")
+            .await,
+        1
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM users WHERE password_hash LIKE '%correct horse%'")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
 async fn a_taken_email_is_409_whatever_its_case() {
     let env = TestEnv::start().await;
     let app = env.app().await;
-    let first = json_request("POST", PATH, None, &json!({"email": "ada@example.com", "password": "password-1"}));
+    let first = json_request(
+        "POST",
+        PATH,
+        None,
+        &json!({"email": "ada@example.com", "password": "password-1"}),
+    );
     assert_eq!(read(handler(&app, first).await.unwrap()).0, 201);
 
-    let again = json_request("POST", PATH, None, &json!({"email": "ADA@example.com", "password": "password-2"}));
+    let again = json_request(
+        "POST",
+        PATH,
+        None,
+        &json!({"email": "ADA@example.com", "password": "password-2"}),
+    );
     assert_error(read(handler(&app, again).await.unwrap()), 409, "conflict");
     assert_eq!(env.count("SELECT count(*) FROM users").await, 1);
 }
@@ -43,21 +66,53 @@ async fn bad_emails_passwords_and_fields_are_422_and_bad_bodies_400() {
     let app = env.app().await;
 
     for (body, field) in [
-        (json!({"email": "not-an-email", "password": "long enough"}), "email"),
-        (json!({"email": format!("{}@example.com", "a".repeat(250)), "password": "long enough"}), "email"),
-        (json!({"email": "ada@example.com", "password": "short"}), "password"),
-        (json!({"email": "ada@example.com", "password": "x".repeat(129)}), "password"),
+        (
+            json!({"email": "not-an-email", "password": "long enough"}),
+            "email",
+        ),
+        (
+            json!({"email": format!("{}@example.com", "a".repeat(250)), "password": "long enough"}),
+            "email",
+        ),
+        (
+            json!({"email": "ada@example.com", "password": "short"}),
+            "password",
+        ),
+        (
+            json!({"email": "ada@example.com", "password": "x".repeat(129)}),
+            "password",
+        ),
         (json!({"email": "ada@example.com"}), "password"),
         (json!({"password": "long enough"}), "email"),
         (json!({"email": 5, "password": "long enough"}), "email"),
-        (json!({"email": "ada@example.com", "password": "long enough", "admin": true}), "admin"),
+        (
+            json!({"email": "ada@example.com", "password": "long enough", "admin": true}),
+            "admin",
+        ),
     ] {
-        let resp = read(handler(&app, json_request("POST", PATH, None, &body)).await.unwrap());
+        let resp = read(
+            handler(&app, json_request("POST", PATH, None, &body))
+                .await
+                .unwrap(),
+        );
         let err = assert_error(resp, 422, "validation_failed");
-        assert!(err["error"]["details"]["fields"][field].is_string(), "{body}: {err}");
+        assert!(
+            err["error"]["details"]["fields"][field].is_string(),
+            "{body}: {err}"
+        );
     }
-    let broken = request("POST", PATH, None, Some("application/json"), "{\"email\":".into());
-    assert_error(read(handler(&app, broken).await.unwrap()), 400, "bad_request");
+    let broken = request(
+        "POST",
+        PATH,
+        None,
+        Some("application/json"),
+        "{\"email\":".into(),
+    );
+    assert_error(
+        read(handler(&app, broken).await.unwrap()),
+        400,
+        "bad_request",
+    );
     let text = request("POST", PATH, None, Some("text/plain"), "{}".into());
     assert_error(read(handler(&app, text).await.unwrap()), 400, "bad_request");
     assert_eq!(env.count("SELECT count(*) FROM users").await, 0);

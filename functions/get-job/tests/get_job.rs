@@ -7,9 +7,19 @@ use testkit::{assert_error, read, request, user, TestEnv};
 
 async fn job_of(app: &App, user_id: i64) -> i64 {
     let conn = app.db.connect().await.unwrap();
-    let sub = YoutubeSubmission::parse(json!({"youtube_url": "https://youtu.be/dQw4w9WgXcQ"}).as_object().unwrap().clone()).unwrap();
-    let outcome = ingest::submit_youtube(&conn, &app.ingest, user_id, &sub, None).await.unwrap();
-    serde_json::from_str::<Value>(outcome.body()).unwrap()["processing_job"]["id"].as_i64().unwrap()
+    let sub = YoutubeSubmission::parse(
+        json!({"youtube_url": "https://youtu.be/dQw4w9WgXcQ"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    let outcome = ingest::submit_youtube(&conn, &app.ingest, user_id, &sub, None)
+        .await
+        .unwrap();
+    serde_json::from_str::<Value>(outcome.body()).unwrap()["processing_job"]["id"]
+        .as_i64()
+        .unwrap()
 }
 
 fn get(token: Option<&str>, raw_id: &str) -> lambda_http::Request {
@@ -25,16 +35,32 @@ async fn the_owner_gets_the_jobs_status_and_progress() {
     let (a, token) = user(&app, "ada@example.com").await;
     let job_id = job_of(&app, a).await;
 
-    let (status, _, body) = read(handler(&app, get(Some(&token), &job_id.to_string())).await.unwrap());
+    let (status, _, body) = read(
+        handler(&app, get(Some(&token), &job_id.to_string()))
+            .await
+            .unwrap(),
+    );
 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["id"], job_id);
     assert_eq!(body["status"], "queued");
     assert_eq!(body["progress"], 0.0);
-    for field in ["video_source_id", "job_type", "payload", "result_summary", "attempts", "error_message", "created_at", "updated_at"] {
+    for field in [
+        "video_source_id",
+        "job_type",
+        "payload",
+        "result_summary",
+        "attempts",
+        "error_message",
+        "created_at",
+        "updated_at",
+    ] {
         assert!(body.get(field).is_some(), "{field} missing: {body}");
     }
-    assert!(body.get("lease_token").is_none(), "lease internals stay inside");
+    assert!(
+        body.get("lease_token").is_none(),
+        "lease internals stay inside"
+    );
 }
 
 #[tokio::test]
@@ -45,9 +71,23 @@ async fn another_users_job_a_missing_job_and_malformed_ids_are_all_404() {
     let (_, token_b) = user(&app, "bob@example.com").await;
     let job_a = job_of(&app, a).await;
 
-    for raw in [job_a.to_string(), "999999".into(), "abc".into(), "-1".into(), "0".into(), "1.5".into(),
-                "+1".into(), " 1".into(), "99999999999999999999999".into(), "".into()] {
-        assert_error(read(handler(&app, get(Some(&token_b), &raw)).await.unwrap()), 404, "not_found");
+    for raw in [
+        job_a.to_string(),
+        "999999".into(),
+        "abc".into(),
+        "-1".into(),
+        "0".into(),
+        "1.5".into(),
+        "+1".into(),
+        " 1".into(),
+        "99999999999999999999999".into(),
+        "".into(),
+    ] {
+        assert_error(
+            read(handler(&app, get(Some(&token_b), &raw)).await.unwrap()),
+            404,
+            "not_found",
+        );
     }
 }
 
@@ -55,5 +95,9 @@ async fn another_users_job_a_missing_job_and_malformed_ids_are_all_404() {
 async fn no_token_is_401() {
     let env = TestEnv::start().await;
     let app = env.app().await;
-    assert_error(read(handler(&app, get(None, "1")).await.unwrap()), 401, "unauthorized");
+    assert_error(
+        read(handler(&app, get(None, "1")).await.unwrap()),
+        401,
+        "unauthorized",
+    );
 }

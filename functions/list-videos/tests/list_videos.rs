@@ -11,9 +11,14 @@ async fn add_videos(app: &App, user_id: i64, n: usize) -> Vec<i64> {
     let mut ids = Vec::new();
     for i in 0..n {
         let body: Map<String, Value> =
-            json!({"youtube_url": format!("https://youtu.be/{:011}", i)}).as_object().unwrap().clone();
+            json!({"youtube_url": format!("https://youtu.be/{:011}", i)})
+                .as_object()
+                .unwrap()
+                .clone();
         let sub = YoutubeSubmission::parse(body).unwrap();
-        let outcome = ingest::submit_youtube(&conn, &app.ingest, user_id, &sub, None).await.unwrap();
+        let outcome = ingest::submit_youtube(&conn, &app.ingest, user_id, &sub, None)
+            .await
+            .unwrap();
         let created: Value = serde_json::from_str(outcome.body()).unwrap();
         ids.push(created["video_source"]["id"].as_i64().unwrap());
     }
@@ -21,13 +26,31 @@ async fn add_videos(app: &App, user_id: i64, n: usize) -> Vec<i64> {
 }
 
 async fn page(app: &App, token: &str, query: &str) -> Value {
-    let (status, _, body) = read(handler(app, request("GET", &format!("/viral-clip/videos{query}"), Some(token), None, "".into())).await.unwrap());
+    let (status, _, body) = read(
+        handler(
+            app,
+            request(
+                "GET",
+                &format!("/viral-clip/videos{query}"),
+                Some(token),
+                None,
+                "".into(),
+            ),
+        )
+        .await
+        .unwrap(),
+    );
     assert_eq!(status, 200, "{body}");
     body
 }
 
 fn ids(page: &Value) -> Vec<i64> {
-    page["items"].as_array().unwrap().iter().map(|v| v["id"].as_i64().unwrap()).collect()
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -57,7 +80,8 @@ async fn a_user_sees_only_their_own_videos_newest_first_each_with_its_latest_job
 }
 
 #[tokio::test]
-async fn forty_five_videos_page_by_twenty_as_20_20_5_without_duplicates_or_gaps_while_new_ones_arrive() {
+async fn forty_five_videos_page_by_twenty_as_20_20_5_without_duplicates_or_gaps_while_new_ones_arrive(
+) {
     let env = TestEnv::start().await;
     let app = env.app().await;
     let (a, token) = user(&app, "ada@example.com").await;
@@ -71,10 +95,17 @@ async fn forty_five_videos_page_by_twenty_as_20_20_5_without_duplicates_or_gaps_
     let cursor = second["next_cursor"].as_str().unwrap().to_owned();
     let third = page(&app, &token, &format!("?limit=20&cursor={cursor}")).await;
 
-    assert_eq!((ids(&first).len(), ids(&second).len(), ids(&third).len()), (20, 20, 5));
+    assert_eq!(
+        (ids(&first).len(), ids(&second).len(), ids(&third).len()),
+        (20, 20, 5)
+    );
     assert!(third["next_cursor"].is_null());
     let seen: Vec<i64> = [ids(&first), ids(&second), ids(&third)].concat();
-    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 45, "no duplicates");
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        45,
+        "no duplicates"
+    );
     let mut expected = original;
     expected.reverse();
     assert_eq!(seen, expected, "no gaps, newest first");
@@ -87,11 +118,26 @@ async fn the_status_filter_and_the_default_limit_apply() {
     let (a, token) = user(&app, "ada@example.com").await;
     let ids_all = add_videos(&app, a, 25).await;
     let conn = app.db.connect().await.unwrap();
-    conn.execute("UPDATE video_sources SET status = 'failed' WHERE id = ?1", [ids_all[3]]).await.unwrap();
+    conn.execute(
+        "UPDATE video_sources SET status = 'failed' WHERE id = ?1",
+        [ids_all[3]],
+    )
+    .await
+    .unwrap();
 
-    assert_eq!(ids(&page(&app, &token, "").await).len(), 20, "default limit 20");
-    assert_eq!(ids(&page(&app, &token, "?status=failed").await), vec![ids_all[3]]);
-    assert_eq!(ids(&page(&app, &token, "?status=pending&limit=100").await).len(), 24);
+    assert_eq!(
+        ids(&page(&app, &token, "").await).len(),
+        20,
+        "default limit 20"
+    );
+    assert_eq!(
+        ids(&page(&app, &token, "?status=failed").await),
+        vec![ids_all[3]]
+    );
+    assert_eq!(
+        ids(&page(&app, &token, "?status=pending&limit=100").await).len(),
+        24
+    );
     assert!(ids(&page(&app, &token, "?status=ready").await).is_empty());
 }
 
@@ -101,11 +147,29 @@ async fn bad_limits_cursors_and_statuses_are_422_and_no_token_is_401() {
     let app = env.app().await;
     let (_, token) = user(&app, "ada@example.com").await;
 
-    for (query, field) in [("?limit=0", "limit"), ("?limit=101", "limit"), ("?limit=abc", "limit"),
-                           ("?cursor=not-a-cursor", "cursor"), ("?status=done", "status")] {
-        let req = request("GET", &format!("/viral-clip/videos{query}"), Some(&token), None, "".into());
-        let body = assert_error(read(handler(&app, req).await.unwrap()), 422, "validation_failed");
-        assert!(body["error"]["details"]["fields"][field].is_string(), "{query}: {body}");
+    for (query, field) in [
+        ("?limit=0", "limit"),
+        ("?limit=101", "limit"),
+        ("?limit=abc", "limit"),
+        ("?cursor=not-a-cursor", "cursor"),
+        ("?status=done", "status"),
+    ] {
+        let req = request(
+            "GET",
+            &format!("/viral-clip/videos{query}"),
+            Some(&token),
+            None,
+            "".into(),
+        );
+        let body = assert_error(
+            read(handler(&app, req).await.unwrap()),
+            422,
+            "validation_failed",
+        );
+        assert!(
+            body["error"]["details"]["fields"][field].is_string(),
+            "{query}: {body}"
+        );
     }
     let req = request("GET", "/viral-clip/videos", None, None, "".into());
     assert_error(read(handler(&app, req).await.unwrap()), 401, "unauthorized");

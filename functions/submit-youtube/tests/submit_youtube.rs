@@ -4,8 +4,16 @@ use testkit::{assert_error, bad_tokens, json_request, read, request, user, TestE
 
 const PATH: &str = "/viral-clip/video/youtube";
 
-async fn submit(app: &shared::app::App, token: &str, body: serde_json::Value) -> (u16, lambda_http::http::HeaderMap, serde_json::Value) {
-    read(handler(app, json_request("POST", PATH, Some(token), &body)).await.unwrap())
+async fn submit(
+    app: &shared::app::App,
+    token: &str,
+    body: serde_json::Value,
+) -> (u16, lambda_http::http::HeaderMap, serde_json::Value) {
+    read(
+        handler(app, json_request("POST", PATH, Some(token), &body))
+            .await
+            .unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -14,15 +22,26 @@ async fn a_youtube_link_creates_one_pending_video_and_one_queued_job_with_the_de
     let app = env.app().await;
     let (user_id, token) = user(&app, "ada@example.com").await;
 
-    let (status, _, body) = submit(&app, &token, json!({"youtube_url": "https://youtu.be/dQw4w9WgXcQ?si=x"})).await;
+    let (status, _, body) = submit(
+        &app,
+        &token,
+        json!({"youtube_url": "https://youtu.be/dQw4w9WgXcQ?si=x"}),
+    )
+    .await;
 
     assert_eq!(status, 201, "{body}");
     let video = &body["video_source"];
     assert_eq!(video["user_id"], user_id);
     assert_eq!(video["source_type"], "youtube");
-    assert_eq!(video["source_url"], "https://www.youtube.com/watch?v=dQw4w9WgXcQ");
+    assert_eq!(
+        video["source_url"],
+        "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    );
     assert_eq!(video["youtube_video_id"], "dQw4w9WgXcQ");
-    assert_eq!(video["thumbnail_url"], "https://i.ytimg.com/vi/dQw4w9WgXcQ/hqdefault.jpg");
+    assert_eq!(
+        video["thumbnail_url"],
+        "https://i.ytimg.com/vi/dQw4w9WgXcQ/hqdefault.jpg"
+    );
     assert_eq!(video["status"], "pending");
     for field in ["file_path", "title", "duration_seconds", "error_message"] {
         assert!(video[field].is_null(), "{field} present and null: {video}");
@@ -40,7 +59,11 @@ async fn a_youtube_link_creates_one_pending_video_and_one_queued_job_with_the_de
         json!({"video_type": "auto", "aspect_ratio": "9:16", "clip_length_preset": "auto_0_60", "subtitle": true})
     );
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 1);
-    assert_eq!(env.count("SELECT count(*) FROM processing_jobs WHERE status = 'queued'").await, 1);
+    assert_eq!(
+        env.count("SELECT count(*) FROM processing_jobs WHERE status = 'queued'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -79,10 +102,20 @@ async fn bad_links_are_refused_with_422_on_youtube_url_and_create_nothing() {
         "https://youtu.be/",
         "not a link at all",
         "",
-        &format!("https://www.youtube.com/watch?v=dQw4w9WgXcQ&x={}", "a".repeat(2100)),
+        &format!(
+            "https://www.youtube.com/watch?v=dQw4w9WgXcQ&x={}",
+            "a".repeat(2100)
+        ),
     ] {
-        let body = assert_error(submit(&app, &token, json!({"youtube_url": link})).await, 422, "validation_failed");
-        assert!(body["error"]["details"]["fields"]["youtube_url"].is_string(), "{link}: {body}");
+        let body = assert_error(
+            submit(&app, &token, json!({"youtube_url": link})).await,
+            422,
+            "validation_failed",
+        );
+        assert!(
+            body["error"]["details"]["fields"]["youtube_url"].is_string(),
+            "{link}: {body}"
+        );
     }
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 0);
     assert_eq!(env.count("SELECT count(*) FROM processing_jobs").await, 0);
@@ -94,14 +127,46 @@ async fn malformed_json_and_wrong_content_types_are_400() {
     let app = env.app().await;
     let (_, token) = user(&app, "ada@example.com").await;
 
-    let bad_json = request("POST", PATH, Some(&token), Some("application/json"), r#"{"youtube_url": "#.into());
-    assert_error(read(handler(&app, bad_json).await.unwrap()), 400, "bad_request");
-    let form = request("POST", PATH, Some(&token), Some("application/x-www-form-urlencoded"), "youtube_url=x".into());
+    let bad_json = request(
+        "POST",
+        PATH,
+        Some(&token),
+        Some("application/json"),
+        r#"{"youtube_url": "#.into(),
+    );
+    assert_error(
+        read(handler(&app, bad_json).await.unwrap()),
+        400,
+        "bad_request",
+    );
+    let form = request(
+        "POST",
+        PATH,
+        Some(&token),
+        Some("application/x-www-form-urlencoded"),
+        "youtube_url=x".into(),
+    );
     assert_error(read(handler(&app, form).await.unwrap()), 400, "bad_request");
-    let none = request("POST", PATH, Some(&token), None, r#"{"youtube_url": "https://youtu.be/dQw4w9WgXcQ"}"#.into());
+    let none = request(
+        "POST",
+        PATH,
+        Some(&token),
+        None,
+        r#"{"youtube_url": "https://youtu.be/dQw4w9WgXcQ"}"#.into(),
+    );
     assert_error(read(handler(&app, none).await.unwrap()), 400, "bad_request");
-    let binary = request("POST", PATH, Some(&token), Some("application/json"), vec![0xff, 0xfe, 0x00].into());
-    assert_error(read(handler(&app, binary).await.unwrap()), 400, "bad_request");
+    let binary = request(
+        "POST",
+        PATH,
+        Some(&token),
+        Some("application/json"),
+        vec![0xff, 0xfe, 0x00].into(),
+    );
+    assert_error(
+        read(handler(&app, binary).await.unwrap()),
+        400,
+        "bad_request",
+    );
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 0);
 }
 
@@ -117,15 +182,32 @@ async fn unknown_fields_wrong_types_and_bad_choices_are_422_naming_every_field()
 
     let fields = &body["error"]["details"]["fields"];
     assert_eq!(fields["youtube_url"], "must be a string");
-    assert_eq!(fields["aspect_ratio"], "must be one of 9:16, 1:1, 16:9, 4:5");
+    assert_eq!(
+        fields["aspect_ratio"],
+        "must be one of 9:16, 1:1, 16:9, 4:5"
+    );
     assert!(fields["video_type"].as_str().unwrap().contains("talk_show"));
-    assert!(fields["clip_length_preset"].as_str().unwrap().contains("90_180"));
+    assert!(fields["clip_length_preset"]
+        .as_str()
+        .unwrap()
+        .contains("90_180"));
     assert_eq!(fields["subtitle"], "must be true or false");
     assert_eq!(fields["colour"], "is not a known field");
 
-    let body = assert_error(submit(&app, &token, json!({})).await, 422, "validation_failed");
-    assert_eq!(body["error"]["details"]["fields"]["youtube_url"], "is required");
-    let body = assert_error(submit(&app, &token, json!(["https://youtu.be/dQw4w9WgXcQ"])).await, 422, "validation_failed");
+    let body = assert_error(
+        submit(&app, &token, json!({})).await,
+        422,
+        "validation_failed",
+    );
+    assert_eq!(
+        body["error"]["details"]["fields"]["youtube_url"],
+        "is required"
+    );
+    let body = assert_error(
+        submit(&app, &token, json!(["https://youtu.be/dQw4w9WgXcQ"])).await,
+        422,
+        "validation_failed",
+    );
     assert!(body["error"]["details"]["fields"]["body"].is_string());
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 0);
 }
@@ -138,7 +220,11 @@ async fn missing_malformed_forged_expired_and_alg_none_tokens_are_401() {
     let body = json!({"youtube_url": "https://youtu.be/dQw4w9WgXcQ"});
 
     let no_token = json_request("POST", PATH, None, &body);
-    assert_error(read(handler(&app, no_token).await.unwrap()), 401, "unauthorized");
+    assert_error(
+        read(handler(&app, no_token).await.unwrap()),
+        401,
+        "unauthorized",
+    );
     for token in [
         "garbage".to_owned(),
         bad_tokens::forged(user_id),
@@ -146,11 +232,21 @@ async fn missing_malformed_forged_expired_and_alg_none_tokens_are_401() {
         bad_tokens::alg_none(user_id),
         bad_tokens::other_algorithm(user_id),
     ] {
-        assert_error(submit(&app, &token, body.clone()).await, 401, "unauthorized");
+        assert_error(
+            submit(&app, &token, body.clone()).await,
+            401,
+            "unauthorized",
+        );
     }
     let mut basic = json_request("POST", PATH, None, &body);
-    basic.headers_mut().insert("authorization", "Basic YWRhOnB3".parse().unwrap());
-    assert_error(read(handler(&app, basic).await.unwrap()), 401, "unauthorized");
+    basic
+        .headers_mut()
+        .insert("authorization", "Basic YWRhOnB3".parse().unwrap());
+    assert_error(
+        read(handler(&app, basic).await.unwrap()),
+        401,
+        "unauthorized",
+    );
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 0);
 }
 
@@ -162,7 +258,8 @@ async fn the_same_idempotency_key_twice_gives_one_video_and_the_same_ids() {
     let body = json!({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "aspect_ratio": "16:9"});
     let keyed = || {
         let mut req = json_request("POST", PATH, Some(&token), &body);
-        req.headers_mut().insert("idempotency-key", "3f1c2a9e-key-1".parse().unwrap());
+        req.headers_mut()
+            .insert("idempotency-key", "3f1c2a9e-key-1".parse().unwrap());
         req
     };
 
@@ -176,13 +273,22 @@ async fn the_same_idempotency_key_twice_gives_one_video_and_the_same_ids() {
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 1);
 
     // the same key for a different request is a conflict
-    let mut other = json_request("POST", PATH, Some(&token), &json!({"youtube_url": "https://youtu.be/aaaaaaaaaaa"}));
-    other.headers_mut().insert("idempotency-key", "3f1c2a9e-key-1".parse().unwrap());
+    let mut other = json_request(
+        "POST",
+        PATH,
+        Some(&token),
+        &json!({"youtube_url": "https://youtu.be/aaaaaaaaaaa"}),
+    );
+    other
+        .headers_mut()
+        .insert("idempotency-key", "3f1c2a9e-key-1".parse().unwrap());
     assert_error(read(handler(&app, other).await.unwrap()), 409, "conflict");
     // another user's identical key is theirs alone
     let (_, token_b) = user(&app, "bob@example.com").await;
     let mut theirs = json_request("POST", PATH, Some(&token_b), &body);
-    theirs.headers_mut().insert("idempotency-key", "3f1c2a9e-key-1".parse().unwrap());
+    theirs
+        .headers_mut()
+        .insert("idempotency-key", "3f1c2a9e-key-1".parse().unwrap());
     let (status, _, created) = read(handler(&app, theirs).await.unwrap());
     assert_eq!(status, 201);
     assert_ne!(created["video_source"]["id"], first["video_source"]["id"]);
@@ -199,7 +305,8 @@ async fn concurrent_requests_with_one_idempotency_key_create_one_video() {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let mut req = json_request("POST", PATH, Some(&token), &body);
-            req.headers_mut().insert("idempotency-key", "same-key".parse().unwrap());
+            req.headers_mut()
+                .insert("idempotency-key", "same-key".parse().unwrap());
             let app = app.clone();
             tokio::spawn(async move { read(handler(&app, req).await.unwrap()) })
         })
@@ -219,7 +326,11 @@ async fn concurrent_requests_with_one_idempotency_key_create_one_video() {
 async fn other_methods_are_405() {
     let env = TestEnv::start().await;
     let app = env.app().await;
-    let (status, headers, body) = read(handler(&app, request("GET", PATH, None, None, "".into())).await.unwrap());
+    let (status, headers, body) = read(
+        handler(&app, request("GET", PATH, None, None, "".into()))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, 405);
     assert_eq!(headers.get("allow").unwrap(), "POST");
     assert_eq!(body["error"]["code"], "method_not_allowed");

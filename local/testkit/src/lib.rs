@@ -316,31 +316,51 @@ pub mod bad_tokens {
     use serde_json::json;
 
     fn now() -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
     }
 
     /// Signed with the right secret, expired an hour ago.
     pub fn expired(user_id: i64) -> String {
         let claims = json!({"sub": user_id.to_string(), "iat": now() - 7200, "exp": now() - 3600});
-        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(super::JWT_SECRET)).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(super::JWT_SECRET),
+        )
+        .unwrap()
     }
 
     /// Signed with another secret.
     pub fn forged(user_id: i64) -> String {
         let claims = json!({"sub": user_id.to_string(), "iat": now(), "exp": now() + 3600});
-        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"not-the-server-secret-not-the-secret")).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"not-the-server-secret-not-the-secret"),
+        )
+        .unwrap()
     }
 
     /// `alg: none`, no signature.
     pub fn alg_none(user_id: i64) -> String {
         let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
-        let claims = URL_SAFE_NO_PAD.encode(json!({"sub": user_id.to_string(), "iat": now(), "exp": now() + 3600}).to_string());
+        let claims = URL_SAFE_NO_PAD.encode(
+            json!({"sub": user_id.to_string(), "iat": now(), "exp": now() + 3600}).to_string(),
+        );
         format!("{header}.{claims}.")
     }
 
     /// Right secret, but HS512 instead of HS256.
     pub fn other_algorithm(user_id: i64) -> String {
         let claims = json!({"sub": user_id.to_string(), "iat": now(), "exp": now() + 3600});
-        encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(super::JWT_SECRET)).unwrap()
+        encode(
+            &Header::new(Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(super::JWT_SECRET),
+        )
+        .unwrap()
     }
 }
