@@ -81,6 +81,10 @@ impl DbError {
 pub struct Db {
     database: libsql::Database,
     local: bool,
+    /// Local files: one idle connection held open for the life of the `Db`. When the last
+    /// connection to a WAL database closes, SQLite checkpoints and deletes the WAL — with a
+    /// connection per request that would happen after every request.
+    _keeper: Option<Connection>,
 }
 
 impl Db {
@@ -97,6 +101,7 @@ impl Db {
                 Ok(Self {
                     database,
                     local: false,
+                    _keeper: None,
                 })
             }
         }
@@ -111,9 +116,10 @@ impl Db {
             .build()
             .await
             .map_err(|e| DbError::Open(format!("{}: {e}", path.display())))?;
-        let db = Self {
+        let mut db = Self {
             database,
             local: true,
+            _keeper: None,
         };
         // WAL is a property of the file: set once, kept by every later connection.
         let conn = &db.connect().await?;
@@ -127,6 +133,7 @@ impl Db {
                 path.display()
             )));
         }
+        db._keeper = Some(db.connect().await?);
         Ok(db)
     }
 

@@ -189,16 +189,20 @@ async fn an_applied_migration_that_was_edited_is_refused() {
 async fn a_new_migration_is_applied_on_top_and_recorded() {
     let t = common::TestDb::new().await;
     let mut more: Vec<Migration> = MIGRATIONS.to_vec();
+    let next = MIGRATIONS.len() as i64 + 1;
     more.push(Migration {
-        version: 2,
-        name: "0002_test",
+        version: next,
+        name: "9999_test",
         sql: "CREATE TABLE extra (id INTEGER PRIMARY KEY);",
     });
 
     let applied = migrations::migrate_with(&t.conn, &more).await.unwrap();
 
-    assert_eq!(applied, vec![2]);
-    assert_eq!(t.count("SELECT count(*) FROM schema_migrations").await, 2);
+    assert_eq!(applied, vec![next]);
+    assert_eq!(
+        t.count("SELECT count(*) FROM schema_migrations").await,
+        next
+    );
     assert!(migrations::migrate_with(&t.conn, &more)
         .await
         .unwrap()
