@@ -1,0 +1,1 @@
+//! Tests only: see `tests/e2e.rs` (run by `./local/test`).

@@ -1,0 +1,330 @@
+//! The whole system as a user meets it: `./local/run` on free ports, real HTTP, a real object
+//! store, a stop and a restart. Slow (it starts the stack twice), so it is `#[ignore]`d in a
+//! plain `cargo test` and run by `./local/test` with `--ignored`.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use shared::storage::{Storage, StorageConfig};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A running `./local/run`, in a process group of its own.
+struct Stack {
+    child: Child,
+    data_dir: PathBuf,
+    env: HashMap<String, String>,
+}
+
+impl Stack {
+    /// Starts the stack exactly as the README says (`./local/run`), on the given ports.
+    fn start(data_dir: &Path, api_port: u16, s3_port: u16) -> Self {
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
+        let child = Command::new(repo_root().join("local/run"))
+            .env("LOCAL_API_PORT", api_port.to_string())
+            .env("LOCAL_S3_PORT", s3_port.to_string())
+            .env("LOCAL_DATA_DIR", data_dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("./local/run starts");
+        let stack_env = data_dir.join("stack.env");
+        let started = Instant::now();
+        // the first run builds the functions: allow for a cold build
+        while !stack_env.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(1_500),
+                "the stack did not come up; see {}",
+                data_dir.with_extension("log").display()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let env = std::fs::read_to_string(&stack_env)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Self {
+            child,
+            data_dir: data_dir.to_owned(),
+            env,
+        }
+    }
+
+    fn api(&self) -> &str {
+        &self.env["API_URL"]
+    }
+
+    /// Ctrl-C to the whole process group, and wait for every part to be gone.
+    fn stop(mut self) {
+        let pgid = self.child.id();
+        let status = Command::new("kill")
+            .args(["-INT", "--", &format!("-{pgid}")])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert_eq!(status.code(), Some(130), "./local/run exits 130 on Ctrl-C");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the stack did not stop on Ctrl-C"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            !self.data_dir.join("stack.env").exists(),
+            "stack.env removed on stop"
+        );
+    }
+}
+
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Client {
+    fn new(base: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Self {
+            agent,
+            base: base.to_owned(),
+        }
+    }
+
+    fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut resp = match (method, body) {
+            ("GET", _) => {
+                let mut req = self.agent.get(&url);
+                if let Some(auth) = &auth {
+                    req = req.header("authorization", auth);
+                }
+                req.call()
+            }
+            (_, body) => {
+                let mut req = self
+                    .agent
+                    .post(&url)
+                    .header("content-type", "application/json");
+                if let Some(auth) = &auth {
+                    req = req.header("authorization", auth);
+                }
+                req.send(body.unwrap_or(json!({})).to_string())
+            }
+        }
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn upload(&self, token: &str, file_name: &str, bytes: &[u8]) -> (u16, Value) {
+        let (content_type, body) =
+            testkit::multipart(&[("aspect_ratio", "1:1")], &[("file", file_name, bytes)]);
+        let mut resp = self
+            .agent
+            .post(&format!("{}/viral-clip/video/upload", self.base))
+            .header("authorization", &format!("Bearer {token}"))
+            .header("content-type", &content_type)
+            .send(&body[..])
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn register(&self, email: &str) -> (i64, String) {
+        let (status, body) = self.json(
+            "POST",
+            "/auth/register",
+            None,
+            Some(json!({"email": email, "password": "correct horse battery"})),
+        );
+        assert_eq!(status, 201, "{body}");
+        (
+            body["user"]["id"].as_i64().unwrap(),
+            body["token"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+#[test]
+#[ignore = "starts the whole local stack twice; run by ./local/test"]
+fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let (api_port, s3_port) = (free_port(), free_port());
+    let stack = Stack::start(&data_dir, api_port, s3_port);
+    let client = Client::new(stack.api());
+    let video = testkit::fixture("sample-3s.mp4");
+
+    // Two users; A submits a link and uploads a file, B submits a link.
+    let (a, token_a) = client.register("ada@example.com");
+    let (_b, token_b) = client.register("bob@example.com");
+    let (status, link_a) = client.json(
+        "POST",
+        "/viral-clip/video/youtube",
+        Some(&token_a),
+        Some(json!({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "video_type": "podcast"})),
+    );
+    assert_eq!(status, 201, "{link_a}");
+    let (status, upload_a) = client.upload(&token_a, "talk.mp4", &video);
+    assert_eq!(status, 201, "{upload_a}");
+    let (status, link_b) = client.json(
+        "POST",
+        "/viral-clip/video/youtube",
+        Some(&token_b),
+        Some(json!({"youtube_url": "https://www.youtube.com/shorts/aaaaaaaaaaa"})),
+    );
+    assert_eq!(status, 201, "{link_b}");
+
+    // A's history: A's two videos only, newest first.
+    let (status, history) = client.json("GET", "/viral-clip/videos", Some(&token_a), None);
+    assert_eq!(status, 200, "{history}");
+    let ids: Vec<i64> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            upload_a["video_source"]["id"].as_i64().unwrap(),
+            link_a["video_source"]["id"].as_i64().unwrap()
+        ]
+    );
+    assert!(history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["user_id"] == a));
+
+    // The worker, driven by the stack's ticker, finishes every job within 15 s.
+    let jobs = [
+        (&token_a, &link_a),
+        (&token_a, &upload_a),
+        (&token_b, &link_b),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for (token, created) in jobs {
+        let path = format!("/viral-clip/jobs/{}", created["processing_job"]["id"]);
+        loop {
+            let (status, job) = client.json("GET", &path, Some(token), None);
+            assert_eq!(status, 200, "{job}");
+            if job["status"] == "completed" {
+                assert_eq!(job["progress"], 100.0);
+                assert_eq!(job["result_summary"]["pipeline"], "dummy");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job not completed within 15 s: {job}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let (_, history) = client.json("GET", "/viral-clip/videos", Some(&token_a), None);
+    for item in history["items"].as_array().unwrap() {
+        assert_eq!(item["status"], "ready", "{item}");
+        assert_eq!(item["latest_job"]["status"], "completed");
+    }
+
+    // The upload sits in the object store at videos/<A>/<uuid>.mp4, byte for byte.
+    let key = upload_a["video_source"]["file_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        key.starts_with(&format!("videos/{a}/")) && key.ends_with(".mp4"),
+        "{key}"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cfg = StorageConfig {
+        endpoint: Some(stack.env["S3_ENDPOINT"].clone()),
+        bucket: stack.env["S3_BUCKET"].clone(),
+        region: stack.env["S3_REGION"].clone(),
+        static_credentials: Some((
+            stack.env["AWS_ACCESS_KEY_ID"].clone(),
+            stack.env["AWS_SECRET_ACCESS_KEY"].clone(),
+        )),
+    };
+    let stored = rt.block_on(async {
+        let storage = Storage::connect(&cfg).await;
+        let got = storage
+            .client()
+            .get_object()
+            .bucket(storage.bucket())
+            .key(&key)
+            .send()
+            .await
+            .expect("object");
+        got.body.collect().await.unwrap().into_bytes().to_vec()
+    });
+    assert_eq!(stored, video);
+
+    // Stop and start again: the history is still there, and the session still works.
+    stack.stop();
+    let stack = Stack::start(&data_dir, api_port, s3_port);
+    let client = Client::new(stack.api());
+    let (status, again) = client.json("GET", "/viral-clip/videos", Some(&token_a), None);
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["items"], history["items"],
+        "the same history after a restart"
+    );
+    let (status, login) = client.json(
+        "POST",
+        "/auth/login",
+        None,
+        Some(json!({"email": "ada@example.com", "password": "correct horse battery"})),
+    );
+    assert_eq!(status, 200, "{login}");
+    stack.stop();
+}
