@@ -42,16 +42,24 @@ pub async fn handler(
         .get("detail-type")
         .and_then(|v| v.as_str())
         .unwrap_or("direct");
-    tracing::info!(trigger, request_id = %event.context.request_id, "worker invoked");
     let deadline = deadline_of(&event.context);
+    tracing::info!(
+        trigger,
+        request_id = %event.context.request_id,
+        deadline_ms = event.context.deadline,
+        budget_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
+        "worker invoked"
+    );
     Ok(state.worker.run_until(deadline).await?)
 }
 
 /// The invocation's deadline as an `Instant`; far away when the platform gave none (the
-/// worker's own cap then applies).
+/// worker's own cap then applies). A "deadline" that is no plausible epoch time (before
+/// 2001 — `cargo lambda watch` sends its timeout, e.g. 600000, in this header) counts as none.
 fn deadline_of(ctx: &lambda_runtime::Context) -> Instant {
+    const PLAUSIBLE_EPOCH_MS: u64 = 978_307_200_000; // 2001-01-01
     let far = Instant::now() + Duration::from_secs(24 * 3600);
-    if ctx.deadline == 0 {
+    if ctx.deadline < PLAUSIBLE_EPOCH_MS {
         return far;
     }
     let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(ctx.deadline);
@@ -80,12 +88,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_deadline_in_the_past_leaves_no_time_and_none_means_the_cap_applies() {
+    fn a_past_deadline_leaves_no_time_and_a_missing_or_implausible_one_means_the_cap_applies() {
         let mut ctx = lambda_runtime::Context::default();
-        ctx.deadline = 1_000; // 1970
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        ctx.deadline = now_ms - 1_000; // a second ago
         assert!(deadline_of(&ctx) <= Instant::now());
-        ctx.deadline = 0;
-        assert!(deadline_of(&ctx) > Instant::now() + Duration::from_secs(3600));
+        for none in [0, 600_000] {
+            // absent, or cargo lambda watch's timeout in place of a deadline
+            ctx.deadline = none;
+            assert!(deadline_of(&ctx) > Instant::now() + Duration::from_secs(3600));
+        }
         let in_30s = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()
