@@ -15,6 +15,8 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/viral-clip/video/upload", "upload-video"),
     ("GET", "/viral-clip/videos", "list-videos"),
     ("GET", "/viral-clip/jobs/{job_id}", "get-job"),
+    ("GET", "/viral-clip", "web-page"),
+    ("GET", "/viral-clip/assets/{asset}", "web-page"),
 ];
 
 /// Function crates that are not behind an HTTP route.

@@ -364,3 +364,12 @@ pub mod bad_tokens {
         .unwrap()
     }
 }
+
+/// Status, headers and raw body bytes of a response.
+pub fn read_raw(resp: Response<Body>) -> (u16, lambda_http::http::HeaderMap, Vec<u8>) {
+    (
+        resp.status().as_u16(),
+        resp.headers().clone(),
+        resp.body().as_ref().to_vec(),
+    )
+}

@@ -1,0 +1,358 @@
+// ViralClip — the AI Viral Clip page. Plain JavaScript; talks to the API on this origin.
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "viralclip.session";
+  const POLL_MS = 2000;
+  const PAGE_SIZE = 20;
+  const CONFIG_FIELDS = ["video_type", "aspect_ratio", "clip_length_preset", "subtitle"];
+
+  const $ = (id) => document.getElementById(id);
+  let session = null;          // {token, email}
+  let mode = "signin";         // or "signup"
+  let items = [];              // loaded videos, newest first
+  let nextCursor = null;
+  let pollTimer = null;
+
+  // ---- session --------------------------------------------------------------------------
+  function loadSession() {
+    try { session = JSON.parse(localStorage.getItem(TOKEN_KEY)); } catch (_) { session = null; }
+    if (!session || !session.token) session = null;
+  }
+  function saveSession(s) {
+    session = s;
+    if (s) localStorage.setItem(TOKEN_KEY, JSON.stringify(s)); else localStorage.removeItem(TOKEN_KEY);
+  }
+
+  // ---- messages -------------------------------------------------------------------------
+  function showAlert(text, kind) {
+    const el = $("alert");
+    el.textContent = text;
+    el.className = "alert" + (kind === "info" ? " info" : "");
+    el.hidden = !text;
+  }
+  function clearFieldErrors(form) {
+    form.querySelectorAll(".field-error").forEach((p) => { p.hidden = true; p.textContent = ""; });
+    form.querySelectorAll("[aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));
+  }
+  function setFieldError(field, text) {
+    const p = $(field + "-error");
+    if (!p) return false;
+    p.textContent = text.charAt(0).toUpperCase() + text.slice(1) + ".";
+    p.hidden = false;
+    const input = $(field);
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", field + "-error");
+    }
+    return true;
+  }
+  // Shows an API error: field messages next to their fields, anything else at the top.
+  function showError(err, fieldAliases) {
+    const fields = err && err.details && err.details.fields;
+    let unplaced = [];
+    if (fields) {
+      for (const [name, msg] of Object.entries(fields)) {
+        const target = (fieldAliases && fieldAliases[name]) || name;
+        if (!setFieldError(target, msg)) unplaced.push(name + ": " + msg);
+      }
+      if (unplaced.length) showAlert(unplaced.join(" · "));
+      const first = document.querySelector("[aria-invalid='true']");
+      if (first) first.focus();
+    } else {
+      showAlert((err && err.message) || "Something went wrong. Please try again.");
+    }
+  }
+
+  // ---- API ------------------------------------------------------------------------------
+  async function api(method, path, body) {
+    const headers = {};
+    if (session) headers["Authorization"] = "Bearer " + session.token;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let resp;
+    try {
+      resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (_) {
+      throw { message: "The server cannot be reached. Check your connection and try again." };
+    }
+    let data = null;
+    try { data = await resp.json(); } catch (_) { /* empty body */ }
+    if (resp.ok) return data;
+    const err = (data && data.error) || { message: "The server answered " + resp.status + "." };
+    err.status = resp.status;
+    if (resp.status === 401 && session) {
+      signOut("Your session has ended. Please sign in again.");
+    }
+    throw err;
+  }
+
+  // ---- views ----------------------------------------------------------------------------
+  function render() {
+    const signedIn = !!session;
+    $("auth-view").hidden = signedIn;
+    $("app-view").hidden = !signedIn;
+    $("account").hidden = !signedIn;
+    if (signedIn) {
+      $("account-email").textContent = session.email;
+      refresh(true);
+    } else {
+      stopPolling();
+      items = []; nextCursor = null;
+      $("videos").replaceChildren();
+    }
+  }
+
+  function setMode(m) {
+    mode = m;
+    $("tab-signin").setAttribute("aria-selected", String(m === "signin"));
+    $("tab-signup").setAttribute("aria-selected", String(m === "signup"));
+    $("auth-submit").textContent = m === "signin" ? "Sign in" : "Create account";
+    $("password").setAttribute("autocomplete", m === "signin" ? "current-password" : "new-password");
+    $("password-hint").hidden = m === "signin";
+    clearFieldErrors($("auth-form"));
+    showAlert("");
+  }
+
+  function signOut(message) {
+    saveSession(null);
+    render();
+    showAlert(message || "", "info");
+    $("email").focus();
+  }
+
+  // ---- auth -----------------------------------------------------------------------------
+  async function onAuthSubmit(e) {
+    e.preventDefault();
+    const form = $("auth-form");
+    clearFieldErrors(form);
+    showAlert("");
+    const email = $("email").value.trim();
+    const password = $("password").value;
+    let bad = false;
+    if (!email) { setFieldError("email", "enter your email"); bad = true; }
+    if (!password) { setFieldError("password", "enter your password"); bad = true; }
+    if (bad) return;
+    const button = $("auth-submit");
+    button.disabled = true;
+    try {
+      const path = mode === "signin" ? "/auth/login" : "/auth/register";
+      const data = await api("POST", path, { email, password });
+      saveSession({ token: data.token, email: data.user.email });
+      $("password").value = "";
+      showAlert("");
+      render();
+    } catch (err) {
+      showError(err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---- adding videos --------------------------------------------------------------------
+  function clipOptions() {
+    return {
+      video_type: $("video_type").value,
+      aspect_ratio: $("aspect_ratio").value,
+      clip_length_preset: $("clip_length_preset").value,
+      subtitle: $("subtitle").checked,
+    };
+  }
+
+  async function onLinkSubmit(e) {
+    e.preventDefault();
+    const form = $("video-form");
+    clearFieldErrors(form);
+    showAlert("");
+    const link = $("youtube_url").value.trim();
+    if (!link) { setFieldError("youtube_url", "paste a YouTube link first"); $("youtube_url").focus(); return; }
+    const button = $("submit-link");
+    button.disabled = true;
+    try {
+      await api("POST", "/viral-clip/video/youtube", Object.assign({ youtube_url: link }, clipOptions()));
+      $("youtube_url").value = "";
+      await refresh(true);
+    } catch (err) {
+      showError(err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function uploadFile(file) {
+    const form = $("video-form");
+    clearFieldErrors(form);
+    showAlert("");
+    const data = new FormData();
+    data.append("file", file, file.name);
+    const opts = clipOptions();
+    for (const k of CONFIG_FIELDS) data.append(k, String(opts[k]));
+
+    const bar = $("upload-bar"), percent = $("upload-percent");
+    $("upload-name").textContent = file.name;
+    bar.value = 0; percent.textContent = "0%";
+    $("upload-progress").hidden = false;
+
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/viral-clip/video/upload");
+    xhr.setRequestHeader("Authorization", "Bearer " + session.token);
+    xhr.upload.onprogress = (ev) => {
+      if (ev.lengthComputable) {
+        const p = Math.round((ev.loaded / ev.total) * 100);
+        bar.value = p; percent.textContent = p + "%";
+      }
+    };
+    xhr.onerror = () => {
+      $("upload-progress").hidden = true;
+      showAlert("The upload failed: the server cannot be reached.");
+    };
+    xhr.onload = () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+      if (xhr.status === 201) {
+        bar.value = 100; percent.textContent = "100% — added";
+        setTimeout(() => { $("upload-progress").hidden = true; }, 1500);
+        refresh(true);
+        return;
+      }
+      $("upload-progress").hidden = true;
+      const err = (body && body.error) || { message: "The upload failed (" + xhr.status + ")." };
+      if (xhr.status === 401) { signOut("Your session has ended. Please sign in again."); return; }
+      if (err.details && err.details.fields) showError(err);
+      else setFieldError("file", err.message.replace(/\.$/, "")) || showAlert(err.message);
+    };
+    xhr.send(data);
+  }
+
+  // ---- the list -------------------------------------------------------------------------
+  function timeAgo(iso) {
+    const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    if (s < 60) return "just now";
+    if (s < 3600) return Math.floor(s / 60) + " min ago";
+    if (s < 86400) return Math.floor(s / 3600) + " h ago";
+    return new Date(iso).toLocaleDateString();
+  }
+  function duration(sec) {
+    if (sec == null) return null;
+    const h = Math.floor(sec / 3600), m = Math.floor((sec % 3600) / 60), s = sec % 60;
+    const pad = (n) => String(n).padStart(2, "0");
+    return h ? h + ":" + pad(m) + ":" + pad(s) : m + ":" + pad(s);
+  }
+  function el(tag, attrs, children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v == null) continue;
+      if (k === "class") e.className = v; else if (k === "text") e.textContent = v; else e.setAttribute(k, v);
+    }
+    for (const c of children || []) if (c) e.append(c);
+    return e;
+  }
+
+  function card(v) {
+    const job = v.latest_job;
+    const placeholder = "/viral-clip/assets/placeholder.svg";
+    const img = el("img", {
+      class: "thumb", alt: "", loading: "lazy", width: "200", height: "113",
+      src: v.source_type === "youtube" && v.thumbnail_url ? v.thumbnail_url : placeholder,
+    });
+    img.addEventListener("error", () => { if (!img.src.endsWith(placeholder)) img.src = placeholder; }, { once: true });
+
+    const name = v.title || (v.source_type === "youtube" ? v.source_url : "Uploaded video");
+    const heading = v.source_type === "youtube"
+      ? el("h3", {}, [el("a", { href: v.source_url, rel: "noopener noreferrer", target: "_blank", text: name })])
+      : el("h3", { text: name });
+    const meta = el("div", { class: "meta" }, [
+      el("span", { class: "badge " + v.status, text: v.status, "data-status": v.status }),
+      el("span", { text: v.source_type === "youtube" ? "YouTube" : "Upload" }),
+      el("time", { datetime: v.created_at, title: new Date(v.created_at).toLocaleString(), text: timeAgo(v.created_at) }),
+      duration(v.duration_seconds) ? el("span", { text: duration(v.duration_seconds) }) : null,
+    ]);
+    const body = el("div", {}, [heading, meta]);
+    if (job && (job.status === "queued" || job.status === "running") && v.status !== "ready") {
+      const pct = Math.round(job.progress || 0);
+      body.append(el("div", { class: "job-progress" }, [
+        el("progress", { max: "100", value: String(pct), "aria-label": "Processing progress" }),
+        el("span", { text: job.status === "queued" ? "queued" : pct + "%" }),
+      ]));
+    }
+    const error = v.error_message || (job && job.status === "failed" && job.error_message);
+    if (v.status === "failed" && error) body.append(el("p", { class: "error-message", text: error }));
+    return el("li", { class: "video", "data-id": String(v.id) }, [img, body]);
+  }
+
+  function draw() {
+    $("videos").replaceChildren(...items.map(card));
+    $("empty").hidden = items.length > 0;
+    $("load-more").hidden = !nextCursor;
+  }
+
+  const unfinished = () => items.some((v) => v.status === "pending" || v.status === "processing");
+
+  // Reloads the first pages (as many items as are shown) and polls while anything runs.
+  async function refresh(resetPages) {
+    stopPolling();
+    if (!session) return;
+    const limit = resetPages ? PAGE_SIZE : Math.min(100, Math.max(PAGE_SIZE, items.length));
+    try {
+      const page = await api("GET", "/viral-clip/videos?limit=" + limit);
+      if (!session) return;
+      items = page.items;
+      nextCursor = page.next_cursor;
+      draw();
+    } catch (err) {
+      if (err.status !== 401) showAlert(err.message || "Could not load your videos.");
+    }
+    if (session && unfinished()) {
+      $("refresh-state").textContent = "Updating…";
+      pollTimer = setTimeout(() => refresh(false), POLL_MS);
+    } else {
+      $("refresh-state").textContent = "";
+    }
+  }
+  function stopPolling() {
+    if (pollTimer) clearTimeout(pollTimer);
+    pollTimer = null;
+  }
+
+  async function loadMore() {
+    if (!nextCursor) return;
+    const button = $("load-more");
+    button.disabled = true;
+    try {
+      const page = await api("GET", "/viral-clip/videos?limit=" + PAGE_SIZE + "&cursor=" + encodeURIComponent(nextCursor));
+      const seen = new Set(items.map((v) => v.id));
+      items = items.concat(page.items.filter((v) => !seen.has(v.id)));
+      nextCursor = page.next_cursor;
+      draw();
+    } catch (err) {
+      showAlert(err.message || "Could not load more videos.");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---- wiring ---------------------------------------------------------------------------
+  document.addEventListener("DOMContentLoaded", () => {
+    $("tab-signin").addEventListener("click", () => setMode("signin"));
+    $("tab-signup").addEventListener("click", () => setMode("signup"));
+    $("auth-form").addEventListener("submit", onAuthSubmit);
+    $("sign-out").addEventListener("click", () => signOut("You are signed out."));
+    $("video-form").addEventListener("submit", onLinkSubmit);
+    $("load-more").addEventListener("click", loadMore);
+    $("file").addEventListener("change", (e) => {
+      const f = e.target.files && e.target.files[0];
+      if (f) uploadFile(f);
+      e.target.value = "";
+    });
+    const zone = $("dropzone");
+    ["dragenter", "dragover"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("dragover"); }));
+    ["dragleave", "drop"].forEach((t) => zone.addEventListener(t, () => zone.classList.remove("dragover")));
+    zone.addEventListener("drop", (e) => {
+      e.preventDefault();
+      const f = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+      if (f) uploadFile(f);
+    });
+    loadSession();
+    setMode("signin");
+    render();
+  });
+})();

@@ -1,0 +1,73 @@
+use testkit::{read_raw, request};
+use web_page::handler;
+
+#[tokio::test]
+async fn the_page_and_its_assets_are_served_with_their_types_and_no_outside_resources() {
+    for (path, content_type) in [
+        ("/viral-clip", "text/html; charset=utf-8"),
+        ("/viral-clip/", "text/html; charset=utf-8"),
+        (
+            "/viral-clip/assets/app.js",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/viral-clip/assets/app.css", "text/css; charset=utf-8"),
+        ("/viral-clip/assets/placeholder.svg", "image/svg+xml"),
+    ] {
+        let (status, headers, body) = read_raw(
+            handler(request("GET", path, None, None, "".into()))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(headers["content-type"], content_type, "{path}");
+        let text = String::from_utf8(body).unwrap();
+        for outside in ["http://", "//cdn", "fonts.googleapis", "unpkg", "jsdelivr"] {
+            let hits: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains(outside) && !l.contains("www.w3.org"))
+                .collect();
+            assert!(hits.is_empty(), "{path} loads {outside}: {hits:?}");
+        }
+    }
+    let (_, _, html) = read_raw(
+        handler(request("GET", "/viral-clip", None, None, "".into()))
+            .await
+            .unwrap(),
+    );
+    let html = String::from_utf8(html).unwrap();
+    assert!(html.contains("/viral-clip/assets/app.js") && html.contains("<label"));
+}
+
+#[tokio::test]
+async fn unknown_assets_are_404_and_other_methods_405() {
+    let (status, _, _) = read_raw(
+        handler(request(
+            "GET",
+            "/viral-clip/assets/nope.js",
+            None,
+            None,
+            "".into(),
+        ))
+        .await
+        .unwrap(),
+    );
+    assert_eq!(status, 404);
+    let (status, _, _) = read_raw(
+        handler(request(
+            "GET",
+            "/viral-clip/assets/../../etc/passwd",
+            None,
+            None,
+            "".into(),
+        ))
+        .await
+        .unwrap(),
+    );
+    assert_eq!(status, 404);
+    let (status, _, _) = read_raw(
+        handler(request("POST", "/viral-clip", None, None, "".into()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, 405);
+}

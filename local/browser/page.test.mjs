@@ -1,0 +1,169 @@
+// The AI Viral Clip page in a real browser: Debian's Chromium, driven by playwright-core,
+// against the local stack started exactly as the README says (`./local/run`, on free ports).
+// Screenshots land in local/browser/artifacts/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, existsSync, readFileSync, mkdirSync, openSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import net from "node:net";
+import { chromium } from "playwright-core";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+const ARTIFACTS = new URL("./artifacts/", import.meta.url).pathname;
+const VIDEO = join(ROOT, "local/testkit/fixtures/sample-3s.mp4");
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+
+let stack, stackExit, api, browser, dataDir;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), "viralclip-browser-"));
+  dataDir = join(dir, "data");
+  const log = openSync(join(dir, "stack.log"), "a");
+  stack = spawn(join(ROOT, "local/run"), [], {
+    env: {
+      ...process.env,
+      LOCAL_API_PORT: String(await freePort()),
+      LOCAL_S3_PORT: String(await freePort()),
+      LOCAL_DATA_DIR: dataDir,
+    },
+    detached: true, // a process group of its own, stopped with Ctrl-C (SIGINT) below
+    stdio: ["ignore", log, log],
+  });
+  stackExit = new Promise((resolve) => stack.on("exit", resolve));
+  const started = Date.now();
+  while (!existsSync(join(dataDir, "stack.env"))) {
+    assert.ok(Date.now() - started < 25 * 60_000, `the stack did not come up; see ${dir}/stack.log`);
+    assert.equal(stack.exitCode, null, `./local/run exited; see ${dir}/stack.log`);
+    await sleep(250);
+  }
+  const env = Object.fromEntries(
+    readFileSync(join(dataDir, "stack.env"), "utf8").trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2)),
+  );
+  api = env.API_URL;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}, { timeout: 26 * 60_000 });
+
+after(async () => {
+  if (browser) await browser.close();
+  if (stack && stack.exitCode === null) {
+    process.kill(-stack.pid, "SIGINT");
+    await Promise.race([stackExit, sleep(30_000)]);
+  }
+});
+
+async function signUp(page, email) {
+  await page.goto(`${api}/viral-clip`);
+  await page.getByRole("tab", { name: "Create account" }).click();
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel(/^Password/).fill("correct horse battery");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.locator("#app-view").waitFor({ state: "visible" });
+}
+
+const cards = (page) => page.locator("#videos .video");
+const badgeOf = (card) => card.locator(".badge");
+
+let first; // { context, page } of the first user, shared by the tests below (they run in order)
+
+test("sign up, submit a YouTube link: its card appears as pending, then shows ready without a reload", async () => {
+  const context = await browser.newContext({ viewport: DESKTOP });
+  const page = await context.newPage();
+  first = { context, page };
+  await signUp(page, "ada@example.com");
+  assert.equal(await cards(page).count(), 0);
+  await page.evaluate(() => { window.__noReload = true; });
+
+  await page.getByLabel("YouTube link").fill("https://youtu.be/dQw4w9WgXcQ");
+  await page.getByLabel("Aspect ratio").selectOption("1:1");
+  await page.getByRole("button", { name: "Add link" }).click();
+
+  const card = cards(page).first();
+  await card.waitFor();
+  const initial = await badgeOf(card).getAttribute("data-status");
+  assert.ok(["pending", "processing"].includes(initial), `a new card starts unfinished, got ${initial}`);
+  await card.locator(".badge.ready").waitFor({ timeout: 20_000 });
+  assert.equal(await page.evaluate(() => window.__noReload), true, "the page was not reloaded");
+  assert.equal(await card.locator("img.thumb").getAttribute("src"), "https://i.ytimg.com/vi/dQw4w9WgXcQ/hqdefault.jpg");
+  await page.screenshot({ path: join(ARTIFACTS, "desktop-after-link.png"), fullPage: true });
+});
+
+test("upload a small MP4 with the control: progress shows, the card appears, then ready", async () => {
+  const { page } = first;
+  await page.locator("#file").setInputFiles(VIDEO);
+  await page.locator("#upload-progress").waitFor({ state: "visible" });
+  await page.locator("#upload-percent", { hasText: "100%" }).waitFor();
+  await page.locator("#videos .video h3", { hasText: "sample-3s" }).waitFor();
+  assert.equal(await cards(page).count(), 2);
+  const card = cards(page).first();
+  assert.match(await card.textContent(), /Upload/);
+  assert.match(await card.textContent(), /0:03/, "duration shown");
+  assert.match(await card.locator("img.thumb").getAttribute("src"), /placeholder\.svg$/);
+  await card.locator(".badge.ready").waitFor({ timeout: 20_000 });
+  await page.screenshot({ path: join(ARTIFACTS, "desktop-after-upload.png"), fullPage: true });
+});
+
+test("an invalid link shows the field message and creates nothing", async () => {
+  const { page } = first;
+  await page.getByLabel("YouTube link").fill("https://youtube.com.evil.example/watch?v=dQw4w9WgXcQ");
+  await page.getByRole("button", { name: "Add link" }).click();
+  const message = page.locator("#youtube_url-error");
+  await message.waitFor({ state: "visible" });
+  assert.match(await message.textContent(), /youtube\.com or youtu\.be/i);
+  assert.equal(await page.getByLabel("YouTube link").getAttribute("aria-invalid"), "true");
+  const count = await page.evaluate(async () => {
+    const { token } = JSON.parse(localStorage.getItem("viralclip.session"));
+    const r = await fetch("/viral-clip/videos", { headers: { Authorization: `Bearer ${token}` } });
+    return (await r.json()).items.length;
+  });
+  assert.equal(count, 2, "nothing was created");
+  assert.equal(await cards(page).count(), 2);
+});
+
+test("the session survives a reload; a second user sees none of the first user's videos; sign out", async () => {
+  const { page, context } = first;
+  await page.reload();
+  await page.locator("#app-view").waitFor({ state: "visible" });
+  await cards(page).nth(1).waitFor();
+  assert.equal(await cards(page).count(), 2);
+
+  const phone = await context.newPage();
+  await phone.setViewportSize(PHONE);
+  await phone.goto(`${api}/viral-clip`);
+  await cards(phone).nth(1).waitFor();
+  await phone.screenshot({ path: join(ARTIFACTS, "phone-videos.png"), fullPage: true });
+
+  const other = await browser.newContext({ viewport: PHONE });
+  const page2 = await other.newPage();
+  await signUp(page2, "bob@example.com");
+  await page2.locator("#empty").waitFor({ state: "visible" });
+  assert.equal(await cards(page2).count(), 0, "no videos of another user");
+  await page2.screenshot({ path: join(ARTIFACTS, "phone-new-user.png"), fullPage: true });
+
+  await page2.getByRole("button", { name: "Sign out" }).click();
+  await page2.locator("#auth-view").waitFor({ state: "visible" });
+  assert.equal(await page2.evaluate(() => localStorage.getItem("viralclip.session")), null);
+  await page2.screenshot({ path: join(ARTIFACTS, "phone-signed-out.png"), fullPage: true });
+  await other.close();
+  await context.close();
+});
