@@ -250,9 +250,11 @@
   function card(v) {
     const job = v.latest_job;
     const placeholder = "/viral-clip/assets/placeholder.svg";
+    const thumbnail = v.source_type === "youtube" && v.thumbnail_url ? v.thumbnail_url : placeholder;
+    // offline (or a removed video), the YouTube thumbnail fails to load: the placeholder stands in
     const img = el("img", {
       class: "thumb", alt: "", loading: "lazy", width: "200", height: "113",
-      src: v.source_type === "youtube" && v.thumbnail_url ? v.thumbnail_url : placeholder,
+      src: thumbnail, "data-thumbnail": thumbnail,
     });
     img.addEventListener("error", () => { if (!img.src.endsWith(placeholder)) img.src = placeholder; }, { once: true });
 
