@@ -162,12 +162,15 @@ async fn create(
     .await;
     match result {
         Ok(Some(body)) => Ok(Outcome::Created(body)),
-        Ok(None) => {
-            let key = key.expect("only a keyed request can lose the race");
-            replay(conn, key)
+        // Only a keyed request can lose the race to a concurrent twin: answer with the twin's.
+        Ok(None) => match key {
+            Some(key) => replay(conn, key)
                 .await?
-                .ok_or_else(|| ApiError::Internal("idempotency key vanished".into()))
-        }
+                .ok_or_else(|| ApiError::Internal("idempotency key vanished".into())),
+            None => Err(ApiError::Internal(
+                "a request without a key lost a key race".into(),
+            )),
+        },
         Err(e) if e.is_foreign_key_violation() => Err(ApiError::Unauthorized(
             "your account no longer exists; sign up or sign in again".into(),
         )),
