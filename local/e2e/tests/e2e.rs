@@ -49,9 +49,15 @@ impl Stack {
             .spawn()
             .expect("./local/run starts");
         let stack_env = data_dir.join("stack.env");
+        let mut child = child;
         let started = Instant::now();
         // the first run builds the functions: allow for a cold build
         while !stack_env.exists() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let log =
+                    std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
+                panic!("./local/run exited ({status}) before the stack came up:\n{log}");
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(1_500),
                 "the stack did not come up; see {}",
