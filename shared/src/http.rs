@@ -146,6 +146,11 @@ impl Fields {
         }
     }
 
+    /// Whether the field is there and not `null` (without taking it).
+    pub fn is_present(&self, name: &str) -> bool {
+        self.map.get(name).is_some_and(|v| !v.is_null())
+    }
+
     /// Takes a raw field as it is.
     pub fn raw(&mut self, name: &str) -> Option<Value> {
         self.map.remove(name).filter(|v| !v.is_null())
@@ -159,6 +164,28 @@ impl Fields {
         }
         self.errors.into_result()
     }
+}
+
+/// A resource id from a path: digits only (no sign, spaces or leading `+`), above zero.
+pub fn parse_id(raw: &str) -> Option<i64> {
+    if raw.is_empty() || raw.len() > 18 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+/// A path's id: the router's path parameter when there is one, else the segment after
+/// `after` in the path (`/viral-clip/video/uploads/7/complete`, `uploads` → 7).
+pub fn path_id(param: Option<&str>, path: &str, after: &str) -> Option<i64> {
+    parse_id(param.or_else(|| segment_after(path, after))?)
+}
+
+/// The path segment right after `name` (`/viral-clip/video/uploads/7/complete`, `uploads` →
+/// `7`): the id when no router filled in the path parameters.
+pub fn segment_after<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    let mut segments = path.split('/');
+    segments.by_ref().find(|s| *s == name)?;
+    segments.next()
 }
 
 /// The token of `Authorization: Bearer <token>`.

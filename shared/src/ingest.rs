@@ -17,6 +17,7 @@ use crate::media::{self, MediaError};
 use crate::model::{SourceType, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
 use crate::repo::idempotency_keys::{self, IdempotencyKey};
 use crate::repo::processing_jobs::{self, NewJob, ProcessingJob};
+use crate::repo::uploads::{self, UploadStatus};
 use crate::repo::video_sources::{self, NewVideoSource, VideoSource};
 use crate::storage::{new_video_key, Storage};
 use crate::youtube::YoutubeLink;
@@ -33,6 +34,14 @@ pub struct IngestConfig {
     pub max_upload_bytes: u64,
     /// `JOB_MAX_ATTEMPTS` (default 3), stored with each new job.
     pub job_max_attempts: u32,
+    /// `UPLOAD_PART_BYTES` (default 8 MiB, at least S3's 5 MiB): a large upload's part size;
+    /// files up to this size get one presigned PUT.
+    pub upload_part_bytes: u64,
+    /// `UPLOAD_URL_TTL_SECONDS` (default 6 h): how long presigned URLs stay valid.
+    pub upload_url_ttl: std::time::Duration,
+    /// `UPLOAD_COMPLETE_GRACE_SECONDS` (default 1 h): how long after its URLs expire an upload
+    /// may still be completed; after that the worker's sweep expires it and cleans up.
+    pub upload_complete_grace: std::time::Duration,
 }
 
 impl Default for IngestConfig {
@@ -40,6 +49,9 @@ impl Default for IngestConfig {
         Self {
             max_upload_bytes: 6 * 1024 * 1024,
             job_max_attempts: 3,
+            upload_part_bytes: 8 * 1024 * 1024,
+            upload_url_ttl: std::time::Duration::from_secs(6 * 3600),
+            upload_complete_grace: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -55,6 +67,21 @@ impl IngestConfig {
             )?,
             job_max_attempts: env.int_in("JOB_MAX_ATTEMPTS", d.job_max_attempts.into(), 1..=100)?
                 as u32,
+            upload_part_bytes: env.int_in(
+                "UPLOAD_PART_BYTES",
+                d.upload_part_bytes,
+                crate::uploads::MIN_PART_BYTES..=crate::uploads::MAX_PART_BYTES,
+            )?,
+            upload_url_ttl: std::time::Duration::from_secs(env.int_in(
+                "UPLOAD_URL_TTL_SECONDS",
+                d.upload_url_ttl.as_secs(),
+                1..=7 * 24 * 3600,
+            )?),
+            upload_complete_grace: std::time::Duration::from_secs(env.int_in(
+                "UPLOAD_COMPLETE_GRACE_SECONDS",
+                d.upload_complete_grace.as_secs(),
+                0..=7 * 24 * 3600,
+            )?),
         })
     }
 }
@@ -100,7 +127,7 @@ impl Outcome {
     }
 }
 
-fn new_job(cfg: &IngestConfig, config: &ClipConfig) -> NewJob {
+pub(crate) fn new_job(cfg: &IngestConfig, config: &ClipConfig) -> NewJob {
     NewJob {
         job_type: JOB_TYPE_TRANSCRIPTION_AND_CLIPPING.into(),
         payload: config.to_payload(),
@@ -130,12 +157,22 @@ async fn replay(conn: &Connection, key: &IdempotencyKey) -> Result<Option<Outcom
     }
 }
 
-/// Writes the video, its job and the idempotency key in one transaction.
-async fn create(
+/// What else the transaction that creates a video records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Record<'a> {
+    Nothing,
+    /// The request's `Idempotency-Key` and the response.
+    Key(&'a IdempotencyKey),
+    /// A large upload, claimed with `token`, becomes `completed` with this video.
+    Upload { id: i64, token: &'a str },
+}
+
+/// Writes the video, its job and what `record` says in one transaction.
+pub(crate) async fn create(
     conn: &Connection,
     video: &NewVideoSource,
     job: &NewJob,
-    key: Option<&IdempotencyKey>,
+    record: Record<'_>,
 ) -> Result<Outcome, ApiError> {
     let result = retry_busy(|| async move {
         let tx = conn
@@ -150,11 +187,17 @@ async fn create(
             processing_job,
         })
         .map_err(|e| DbError::Corrupt(e.to_string()))?;
-        if let Some(key) = key {
-            if !idempotency_keys::insert(&tx, key, video_id, &body, now).await? {
-                tx.rollback().await?;
-                return Ok(None); // a concurrent request with the same key won
+        let recorded = match record {
+            Record::Nothing => true,
+            Record::Key(key) => idempotency_keys::insert(&tx, key, video_id, &body, now).await?,
+            Record::Upload { id, token } => {
+                uploads::finish(&tx, id, token, UploadStatus::Completed, Some(video_id), 201, &body)
+                    .await?
             }
+        };
+        if !recorded {
+            tx.rollback().await?;
+            return Ok(None); // a concurrent request with the same key (or claim) won
         }
         tx.commit().await?;
         Ok(Some(body))
@@ -163,11 +206,14 @@ async fn create(
     match result {
         Ok(Some(body)) => Ok(Outcome::Created(body)),
         // Only a keyed request can lose the race to a concurrent twin: answer with the twin's.
-        Ok(None) => match key {
-            Some(key) => replay(conn, key)
+        Ok(None) => match record {
+            Record::Key(key) => replay(conn, key)
                 .await?
                 .ok_or_else(|| ApiError::Internal("idempotency key vanished".into())),
-            None => Err(ApiError::Internal(
+            Record::Upload { .. } => Err(ApiError::Conflict(
+                "another request is completing this upload; ask again in a few seconds".into(),
+            )),
+            Record::Nothing => Err(ApiError::Internal(
                 "a request without a key lost a key race".into(),
             )),
         },
@@ -234,13 +280,8 @@ pub async fn submit_youtube(
         thumbnail_url: Some(submission.link.thumbnail_url()),
         ..Default::default()
     };
-    create(
-        conn,
-        &video,
-        &new_job(cfg, &submission.config),
-        key.as_ref(),
-    )
-    .await
+    let record = key.as_ref().map_or(Record::Nothing, Record::Key);
+    create(conn, &video, &new_job(cfg, &submission.config), record).await
 }
 
 /// A parsed `POST /viral-clip/video/upload` form.
@@ -252,7 +293,7 @@ pub struct UploadForm {
     pub duration_seconds: Option<i64>,
 }
 
-fn too_large(limit: u64) -> ApiError {
+pub(crate) fn too_large(limit: u64) -> ApiError {
     ApiError::PayloadTooLarge(format!(
         "the file is larger than this route's limit of {} bytes ({:.1} MiB); upload large files with \
          POST /viral-clip/video/uploads, which sends them straight to storage",
@@ -262,7 +303,7 @@ fn too_large(limit: u64) -> ApiError {
 }
 
 /// A title from a file name: no folders, no extension, no control characters.
-fn title_from_filename(name: &str) -> Option<String> {
+pub(crate) fn title_from_filename(name: &str) -> Option<String> {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let stem = match base.rsplit_once('.') {
         Some((stem, _)) if !stem.is_empty() => stem,
@@ -271,7 +312,7 @@ fn title_from_filename(name: &str) -> Option<String> {
     clean_title(stem)
 }
 
-fn clean_title(raw: &str) -> Option<String> {
+pub(crate) fn clean_title(raw: &str) -> Option<String> {
     let cleaned: String = raw
         .chars()
         .filter(|c| !c.is_control())
@@ -470,7 +511,8 @@ pub async fn upload_video(
         duration_seconds: form.duration_seconds,
         ..Default::default()
     };
-    let outcome = create(conn, &video, &new_job(cfg, &form.config), key.as_ref()).await;
+    let record = key.as_ref().map_or(Record::Nothing, Record::Key);
+    let outcome = create(conn, &video, &new_job(cfg, &form.config), record).await;
     if !matches!(outcome, Ok(Outcome::Created(_))) {
         // No row points at the object (an error, or a concurrent twin request won): remove it.
         if let Err(e) = storage.delete(&object_key).await {

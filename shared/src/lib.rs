@@ -11,7 +11,7 @@
 //! - [`auth`]: passwords, tokens and the extractor of protected routes.
 //! - [`youtube`], [`clip_config`], [`media`]: typed, parsed inputs.
 //! - [`storage`]: the S3-compatible object store.
-//! - [`ingest`], [`history`]: what the ingest and history routes do.
+//! - [`ingest`], [`uploads`], [`history`]: what the ingest, large-upload and history routes do.
 
 pub mod app;
 pub mod auth;
@@ -31,5 +31,6 @@ pub mod repo;
 pub mod storage;
 pub mod telemetry;
 pub mod time;
+pub mod uploads;
 pub mod worker;
 pub mod youtube;

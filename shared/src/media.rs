@@ -140,6 +140,133 @@ pub fn inspect(bytes: &[u8]) -> Result<VideoInfo, MediaError> {
     })
 }
 
+/// Why a stored file could not be inspected: its bytes, or the reading of them.
+#[derive(Debug, thiserror::Error)]
+pub enum RangedError<E> {
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error("reading the file failed: {0}")]
+    Read(E),
+}
+
+/// What a ranged inspection cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    pub requests: u32,
+    pub bytes: u64,
+}
+
+/// Bytes read at the start of the file and at each box header: enough for `ftyp` and a small
+/// `moov` in one request.
+const WINDOW: u64 = 64 * 1024;
+/// Boxes walked before `moov` is found, and after it (checking the file's shape) at most.
+const MAX_BOXES_BEFORE_MOOV: usize = 64;
+const MAX_BOXES_AFTER_MOOV: usize = 16;
+/// A `moov` larger than this is refused rather than read into memory.
+pub const MAX_MOOV_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Inspects a stored file of `file_len` bytes through `read(start, len)` (a ranged GET): walks
+/// the top-level box headers (skipping `mdat` without reading it), reads `moov` wherever it
+/// sits, and checks it as [`inspect`] does. Only the headers and `moov` are fetched, so memory
+/// and transfer stay small however large the file is.
+pub async fn inspect_ranged<E, F, Fut>(
+    file_len: u64,
+    mut read: F,
+) -> Result<(VideoInfo, ReadStats), RangedError<E>>
+where
+    F: FnMut(u64, u64) -> Fut,
+    Fut: std::future::Future<Output = Result<bytes::Bytes, E>>,
+{
+    let mut stats = ReadStats::default();
+    let mut fetch = |start: u64, len: u64| {
+        stats.requests += 1;
+        stats.bytes += len;
+        read(start, len)
+    };
+    if file_len == 0 {
+        return Err(MediaError::NotAVideo("the file is empty".into()).into());
+    }
+    // The window: bytes of the file from `window_start`.
+    let mut window_start = 0u64;
+    let mut window = fetch(0, WINDOW.min(file_len))
+        .await
+        .map_err(RangedError::Read)?;
+    sniff(&window[..window.len().min(64)], file_len)?;
+
+    let mut offset = 0u64;
+    let mut major_brand = None;
+    let mut moov: Option<bytes::Bytes> = None;
+    let mut after_moov = 0usize;
+    let mut boxes = 0usize;
+    while offset < file_len {
+        boxes += 1;
+        if moov.is_some() {
+            after_moov += 1;
+            if after_moov > MAX_BOXES_AFTER_MOOV {
+                break; // enough of the file's shape checked
+            }
+        } else if boxes > MAX_BOXES_BEFORE_MOOV {
+            return Err(MediaError::Damaged(format!(
+                "no 'moov' box among the first {MAX_BOXES_BEFORE_MOOV} boxes"
+            ))
+            .into());
+        }
+        let remaining = file_len - offset;
+        // A box header is at most 16 bytes: make sure the window holds them.
+        let header_end = offset + remaining.min(16);
+        if offset < window_start || header_end > window_start + window.len() as u64 {
+            window_start = offset;
+            window = fetch(offset, WINDOW.min(remaining))
+                .await
+                .map_err(RangedError::Read)?;
+        }
+        let at = (offset - window_start) as usize;
+        let Some(b) = box_at(&window[at..], offset, remaining)? else {
+            return Err(MediaError::Damaged("the file is truncated inside a box header".into()).into());
+        };
+        let body_start = offset + b.header_len;
+        let in_window = |start: u64, len: u64| {
+            start >= window_start && start + len <= window_start + window.len() as u64
+        };
+        if b.kind == FourCC::new(b"ftyp") && b.body_len >= 4 && in_window(body_start, 4) {
+            let i = (body_start - window_start) as usize;
+            major_brand = Some(String::from_utf8_lossy(&window[i..i + 4]).into_owned());
+        }
+        if b.kind == FourCC::new(b"moov") && moov.is_none() {
+            if b.body_len > MAX_MOOV_BYTES {
+                return Err(MediaError::Damaged(format!(
+                    "its 'moov' box is {} bytes, more than the {} this service reads",
+                    b.body_len, MAX_MOOV_BYTES
+                ))
+                .into());
+            }
+            let body = if in_window(body_start, b.body_len) {
+                let i = (body_start - window_start) as usize;
+                window.slice(i..i + b.body_len as usize)
+            } else {
+                fetch(body_start, b.body_len)
+                    .await
+                    .map_err(RangedError::Read)?
+            };
+            moov = Some(body);
+        }
+        offset = body_start + b.body_len;
+    }
+    let moov = moov.ok_or_else(|| {
+        MediaError::Damaged(
+            "the video has no 'moov' box: it is truncated or not a complete recording".into(),
+        )
+    })?;
+    let duration_seconds = inspect_moov(&moov, file_len)?;
+    Ok((
+        VideoInfo {
+            duration_seconds,
+            major_brand,
+        },
+        stats,
+    ))
+}
+
 /// Reads the body of a `moov` box of a file of `file_len` bytes: requires a video track whose
 /// media lies inside the file (a cut-off file is damaged), returns the duration.
 pub fn inspect_moov(moov: &[u8], file_len: u64) -> Result<Option<i64>, MediaError> {
@@ -318,6 +445,53 @@ mod tests {
             inspect(&at_end[..at_end.len() - 10]),
             Err(MediaError::Damaged(_))
         ));
+    }
+
+    /// [`inspect_ranged`] over bytes in memory.
+    fn ranged(bytes: &[u8]) -> Result<(VideoInfo, ReadStats), RangedError<String>> {
+        let data = bytes::Bytes::copy_from_slice(bytes);
+        let run = inspect_ranged(data.len() as u64, |start, len| {
+            let data = data.clone();
+            async move {
+                let (s, e) = (start as usize, (start + len) as usize);
+                if e > data.len() {
+                    return Err(format!("range {s}..{e} past the end"));
+                }
+                Ok(data.slice(s..e))
+            }
+        });
+        futures_util::FutureExt::now_or_never(run).expect("no real I/O")
+    }
+
+    #[test]
+    fn ranged_reads_agree_with_whole_file_inspection() {
+        for name in ["sample-3s.mp4", "moov-at-end-2s.mp4", "sample-4s.mov"] {
+            let bytes = fixture(name);
+            let (info, stats) = ranged(&bytes).unwrap();
+            assert_eq!(info, inspect(&bytes).unwrap(), "{name}");
+            assert!(stats.requests >= 1, "{name}");
+        }
+        let audio = fixture("audio-only-2s.m4a");
+        assert!(matches!(
+            ranged(&audio),
+            Err(RangedError::Media(MediaError::NotAVideo(_)))
+        ));
+        assert!(matches!(
+            ranged(b"not a video, just some text"),
+            Err(RangedError::Media(MediaError::NotAVideo(_)))
+        ));
+    }
+
+    #[test]
+    fn ranged_reads_refuse_truncated_files() {
+        let full = fixture("sample-3s.mp4");
+        for cut in [9, 20, 40, 100, 500, 1_000, 3_000, full.len() - 1] {
+            let result = ranged(&full[..cut]);
+            assert!(
+                matches!(result, Err(RangedError::Media(MediaError::Damaged(_)))),
+                "cut at {cut}: {result:?}"
+            );
+        }
     }
 
     #[test]

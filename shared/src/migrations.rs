@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_idempotency_and_history",
         sql: include_str!("../../migrations/0002_idempotency_and_history.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_uploads",
+        sql: include_str!("../../migrations/0003_uploads.sql"),
+    },
 ];
 
 const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

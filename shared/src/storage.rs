@@ -173,6 +173,244 @@ impl Storage {
     }
 }
 
+/// One uploaded part of a multipart upload, as CompleteMultipartUpload takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartTag {
+    pub part_number: i32,
+    /// `None` where the store does not list ETags (s3s-fs); AWS always does.
+    pub etag: Option<String>,
+}
+
+/// Why a multipart upload could not be completed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompleteError {
+    /// The store refused the parts given (missing, too small, wrong ETag, unknown upload):
+    /// the client can fix this.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl Storage {
+    /// A presigned URL that PUTs one whole object at `key`, valid for `ttl`.
+    pub async fn presign_put(&self, key: &str, ttl: Duration) -> Result<String, StorageError> {
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(classify)?;
+        Ok(req.uri().to_owned())
+    }
+
+    /// Starts a multipart upload at `key` (`Content-Type: video/mp4`); returns its id.
+    pub async fn create_multipart(&self, key: &str) -> Result<String, StorageError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("video/mp4")
+            .send()
+            .await
+            .map_err(classify)?;
+        out.upload_id
+            .ok_or_else(|| StorageError::Failed("the store gave no multipart upload id".into()))
+    }
+
+    /// A presigned URL that PUTs part `part_number` of a multipart upload.
+    pub async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        ttl: Duration,
+    ) -> Result<String, StorageError> {
+        let req = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(classify)?;
+        Ok(req.uri().to_owned())
+    }
+
+    /// The parts uploaded so far, by part number.
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<PartTag>, CompleteError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+                .map_err(multipart_error)?;
+            for p in out.parts() {
+                if let Some(n) = p.part_number() {
+                    parts.push(PartTag {
+                        part_number: n,
+                        etag: p.e_tag().map(str::to_owned),
+                    });
+                }
+            }
+            match (out.is_truncated(), out.next_part_number_marker()) {
+                (Some(true), Some(next)) if Some(next) != marker.as_deref() => {
+                    marker = Some(next.to_owned());
+                }
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.part_number);
+        parts.dedup_by_key(|p| p.part_number);
+        Ok(parts)
+    }
+
+    /// Joins the parts into the object.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[PartTag],
+    ) -> Result<(), CompleteError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let parts = parts
+            .iter()
+            .map(|p| {
+                CompletedPart::builder()
+                    .part_number(p.part_number)
+                    .set_e_tag(p.etag.clone())
+                    .build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(multipart_error)
+    }
+
+    /// Abandons a multipart upload and its parts; an unknown upload is fine (already gone).
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e).is_some_and(|c| c == "NoSuchUpload") => Ok(()),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// The object's size, or `None` when there is no object at `key`.
+    pub async fn size_of(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// `len` bytes of the object from `start` (a ranged GET; only those bytes cross the wire).
+    pub async fn read_range(&self, key: &str, start: u64, len: u64) -> Result<Bytes, StorageError> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={start}-{}", start + len - 1))
+            .send()
+            .await
+            .map_err(classify)?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("reading {key}: {e}")))?
+            .into_bytes();
+        if bytes.len() as u64 != len {
+            return Err(StorageError::Failed(format!(
+                "asked for {len} bytes of {key} from {start}, got {}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+fn presigning(ttl: Duration) -> Result<aws_sdk_s3::presigning::PresigningConfig, StorageError> {
+    aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
+        .map_err(|e| StorageError::Failed(format!("presigning: {e}")))
+}
+
+fn service_code<E>(err: &SdkError<E, HttpResponse>) -> Option<&str>
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(e) => e.err().code(),
+        _ => None,
+    }
+}
+
+/// A store's 4xx answer to a multipart call is the client's to fix; the rest is the store's.
+fn multipart_error<E>(err: SdkError<E, HttpResponse>) -> CompleteError
+where
+    E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + Send + Sync + 'static,
+{
+    let client_error = err
+        .raw_response()
+        .is_some_and(|r| r.status().is_client_error() && r.status().as_u16() != 403);
+    if matches!(err, SdkError::ServiceError(_)) && client_error {
+        let code = service_code(&err).unwrap_or("refused").to_owned();
+        let message = match &err {
+            SdkError::ServiceError(e) => e.err().message().unwrap_or("").to_owned(),
+            _ => String::new(),
+        };
+        return CompleteError::Refused(format!("{code}: {message}").trim_end_matches([' ', ':']).to_owned());
+    }
+    CompleteError::Storage(classify(err))
+}
+
 /// A new object key for a user's video: `videos/<user_id>/<uuid>.mp4`. Nothing in it comes
 /// from the user's input.
 pub fn new_video_key(user_id: i64) -> String {

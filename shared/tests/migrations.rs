@@ -22,7 +22,7 @@ async fn a_fresh_database_gets_the_full_schema() {
 
     let applied = migrations::migrate(&conn).await.unwrap();
 
-    assert_eq!(applied, vec![1, 2]);
+    assert_eq!(applied, vec![1, 2, 3]);
     let schema = schema_of(&conn).await;
     for (kind, name) in [
         ("table", "users"),
@@ -38,6 +38,9 @@ async fn a_fresh_database_gets_the_full_schema() {
         ("trigger", "processing_jobs_completed_marks_video_ready"),
         ("table", "idempotency_keys"),
         ("index", "video_sources_user_status_history"),
+        ("table", "uploads"),
+        ("index", "uploads_to_clean"),
+        ("trigger", "uploads_final_states"),
     ] {
         assert!(
             schema.contains(&(kind.into(), name.into())),
@@ -163,7 +166,7 @@ fn eight_cold_starts_migrating_one_file_at_once_all_succeed() {
         1,
         "exactly one migrator applied the schema: {results:?}"
     );
-    assert_eq!(applied_by[0], &vec![1, 2]);
+    assert_eq!(applied_by[0], &vec![1, 2, 3]);
 }
 
 #[tokio::test]

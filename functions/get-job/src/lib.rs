@@ -15,17 +15,10 @@ pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
     Ok(api::finish(handle(app, &req).await).map(Body::from))
 }
 
-/// The `{job_id}` path parameter (from the router), or the path's last segment.
+/// The `{job_id}` path parameter (from the router), or the path segment after `jobs`.
 fn job_id(req: &Request) -> Option<i64> {
-    let raw = req
-        .path_parameters_ref()
-        .and_then(|p| p.first("job_id").map(str::to_owned))
-        .or_else(|| req.uri().path().rsplit('/').next().map(str::to_owned))?;
-    // digits only: no sign, no spaces, no leading '+'
-    if raw.is_empty() || raw.len() > 18 || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    raw.parse::<i64>().ok().filter(|id| *id > 0)
+    let param = req.path_parameters_ref();
+    api::path_id(param.and_then(|p| p.first("job_id")), req.uri().path(), "jobs")
 }
 
 async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {

@@ -373,3 +373,29 @@ pub fn read_raw(resp: Response<Body>) -> (u16, lambda_http::http::HeaderMap, Vec
         resp.body().as_ref().to_vec(),
     )
 }
+
+/// A video of `extra` more bytes: the file's `mdat` (which must come before `moov`, as in
+/// `moov-at-end-2s.mp4`) padded with zeros, so chunk offsets stay right and `moov` ends up
+/// `extra` bytes further from the start.
+pub fn pad_mdat(file: &[u8], extra: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(file.len() + extra);
+    let mut offset = 0usize;
+    while offset < file.len() {
+        let b = shared::media::box_at(&file[offset..], offset as u64, (file.len() - offset) as u64)
+            .expect("a valid box")
+            .expect("a whole header");
+        let end = offset + (b.header_len + b.body_len) as usize;
+        if b.kind.as_ref() == b"mdat" {
+            assert_eq!(b.header_len, 8, "a 32-bit mdat header");
+            let size = u32::try_from(end - offset + extra).expect("under 4 GiB");
+            out.extend(size.to_be_bytes());
+            out.extend(b"mdat");
+            out.extend(&file[offset + 8..end]);
+            out.resize(out.len() + extra, 0);
+        } else {
+            out.extend(&file[offset..end]);
+        }
+        offset = end;
+    }
+    out
+}

@@ -1,0 +1,16 @@
+use lambda_http::{service_fn, Error, Request};
+use shared::app::{App, Needs};
+use shared::config::Env;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let app = App::from_env(&Env::from_process(), Needs::STORAGE)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let app = &app;
+    lambda_http::run(service_fn(move |req: Request| {
+        complete_upload::handler(app, req)
+    }))
+    .await
+}

@@ -1,0 +1,25 @@
+//! `POST /viral-clip/video/uploads`: a file's name, size and type and the clip options → 201
+//! with presigned PUT URL(s) straight to object storage (one for a small file, S3 multipart
+//! parts for a large one, up to 10 GiB) and when they expire.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use shared::app::App;
+use shared::error::ApiError;
+use shared::http as api;
+use shared::uploads::{self, StartRequest};
+
+pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if req.method() != Method::POST {
+        return Ok(api::method_not_allowed(&Method::POST).map(Body::from));
+    }
+    Ok(api::finish(handle(app, &req).await).map(Body::from))
+}
+
+async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {
+    let user_id = app.auth.authenticate(req.headers())?;
+    let start = StartRequest::parse(api::json_object(req.headers(), req.body())?)?;
+    let conn = app.db.connect().await?;
+    let started = uploads::start(&conn, app.storage()?, &app.ingest, user_id, &start).await?;
+    Ok(api::json(StatusCode::CREATED, &started))
+}
