@@ -8,6 +8,9 @@ use std::time::{Duration, SystemTime};
 use lambda_runtime::{Error, LambdaEvent};
 use shared::config::{DatabaseUrl, Env, WorkerConfig};
 use shared::db::Db;
+use shared::ingest::IngestConfig;
+use shared::storage::{Storage, StorageConfig};
+use shared::uploads::SweepReport;
 use shared::pipeline::DummyPipeline;
 use shared::worker::{RunReport, Worker};
 use tokio::time::Instant;
@@ -15,6 +18,43 @@ use tokio::time::Instant;
 /// Built once per cold start.
 pub struct AppState {
     pub worker: Worker<DummyPipeline>,
+    /// Set when the object store is configured (`S3_BUCKET`): each tick also expires large
+    /// uploads nobody completed and cleans up their leftovers.
+    pub uploads: Option<UploadSweep>,
+}
+
+/// The upload sweep's store and timing.
+pub struct UploadSweep {
+    pub db: Arc<Db>,
+    pub storage: Storage,
+    /// How long after its URLs expire an upload may still be completed.
+    pub grace: Duration,
+}
+
+/// Uploads cleaned per tick at most (the rest wait for the next tick).
+const SWEEP_LIMIT: u32 = 100;
+
+impl UploadSweep {
+    /// One sweep; failures are logged, never fatal to the tick.
+    pub async fn run(&self) -> Option<SweepReport> {
+        let result = async {
+            let conn = self.db.connect().await?;
+            shared::uploads::sweep(&conn, &self.storage, self.grace, SWEEP_LIMIT).await
+        }
+        .await;
+        match result {
+            Ok(report) => {
+                if report != SweepReport::default() {
+                    tracing::info!(?report, "upload sweep");
+                }
+                Some(report)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "upload sweep failed");
+                None
+            }
+        }
+    }
 }
 
 impl AppState {
@@ -25,9 +65,18 @@ impl AppState {
         let step = env.seconds("DUMMY_PIPELINE_STEP_SECONDS", 0.5, 60.0)?;
         let db = Db::open(&url).await?;
         shared::migrations::migrate(&db.connect().await?).await?;
-        let worker = Worker::new(Arc::new(db), DummyPipeline { step }, cfg);
-        tracing::info!(worker = worker.id(), config = ?worker.config(), "worker ready");
-        Ok(Self { worker })
+        let db = Arc::new(db);
+        let uploads = match env.optional("S3_BUCKET") {
+            Some(_) => Some(UploadSweep {
+                db: db.clone(),
+                storage: Storage::connect(&StorageConfig::from_env(env)?).await,
+                grace: IngestConfig::from_env(env)?.upload_complete_grace,
+            }),
+            None => None,
+        };
+        let worker = Worker::new(db, DummyPipeline { step }, cfg);
+        tracing::info!(worker = worker.id(), config = ?worker.config(), sweeps_uploads = uploads.is_some(), "worker ready");
+        Ok(Self { worker, uploads })
     }
 }
 
@@ -50,6 +99,9 @@ pub async fn handler(
         budget_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
         "worker invoked"
     );
+    if let Some(sweep) = &state.uploads {
+        sweep.run().await;
+    }
     Ok(state.worker.run_until(deadline).await?)
 }
 
@@ -73,6 +125,9 @@ fn deadline_of(ctx: &lambda_runtime::Context) -> Instant {
 /// For running the queue as a plain process (and for the tests that kill one).
 pub async fn run_standalone(state: &AppState) -> Result<(), Error> {
     loop {
+        if let Some(sweep) = &state.uploads {
+            sweep.run().await;
+        }
         let report = state
             .worker
             .run_until(Instant::now() + state.worker.config().max_run)

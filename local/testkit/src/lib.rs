@@ -25,14 +25,32 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Serves `root` on `addr` (`127.0.0.1:0` for a random port) with the dev credentials.
+    /// Serves `root` on `addr` (`127.0.0.1:0` for a random port) with the dev credentials,
+    /// answering CORS preflights from any origin (a browser PUTs to presigned URLs).
     pub async fn serve(root: &Path, addr: SocketAddr) -> std::io::Result<Self> {
         std::fs::create_dir_all(root)?;
         let fs =
             s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        let service = builder.build();
+        // Browsers PUT to presigned URLs from the page's origin: answer their preflights.
+        let cors = tower_http::cors::CorsLayer::new()
+            .allow_origin(tower_http::cors::Any)
+            .allow_methods([
+                http::Method::GET,
+                http::Method::PUT,
+                http::Method::HEAD,
+                http::Method::POST,
+                http::Method::DELETE,
+            ])
+            .allow_headers(tower_http::cors::Any)
+            .expose_headers([http::header::ETAG])
+            .max_age(std::time::Duration::from_secs(3600));
+        let service = hyper_util::service::TowerToHyperService::new(
+            tower::ServiceBuilder::new()
+                .layer(cors)
+                .service(builder.build()),
+        );
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let mut tasks = JoinSet::new();
@@ -262,6 +280,7 @@ pub fn read(resp: Response<Body>) -> (u16, lambda_http::http::HeaderMap, serde_j
     let headers = resp.headers().clone();
     let body = match resp.body() {
         Body::Empty => serde_json::Value::Null,
+        other if other.as_ref().is_empty() => serde_json::Value::Null,
         other => serde_json::from_slice(other.as_ref()).expect("JSON body"),
     };
     (status, headers, body)
@@ -398,4 +417,43 @@ pub fn pad_mdat(file: &[u8], extra: usize) -> Vec<u8> {
         offset = end;
     }
     out
+}
+
+/// Runs the dummy pipeline over every queued job of the test's database until none is left.
+pub async fn drain_queue(env: &TestEnv) -> shared::worker::RunReport {
+    let db = shared::db::Db::open_file(&env.db_path).await.unwrap();
+    let cfg = shared::config::WorkerConfig::from_env(&shared::config::Env::from_pairs([
+        ("WORKER_STOP_WHEN_IDLE", "true"),
+        ("POLL_INTERVAL_SECONDS", "0.05"),
+    ]))
+    .unwrap();
+    let pipeline = shared::pipeline::DummyPipeline {
+        step: std::time::Duration::from_millis(5),
+    };
+    let worker = shared::worker::Worker::new(std::sync::Arc::new(db), pipeline, cfg);
+    worker
+        .run_until(tokio::time::Instant::now() + std::time::Duration::from_secs(20))
+        .await
+        .expect("worker run")
+}
+
+/// A plain HTTP PUT of `body` to a (presigned) URL, as a browser or curl would send it:
+/// (status, ETag header).
+pub async fn put_url(url: &str, body: Vec<u8>) -> (u16, Option<String>) {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let resp = agent.put(&url).send(&body[..]).expect("the store answers");
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (resp.status().as_u16(), etag)
+    })
+    .await
+    .expect("PUT task")
 }

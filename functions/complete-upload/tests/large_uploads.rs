@@ -1,0 +1,473 @@
+//! The large-upload flow end to end, in process: POST /viral-clip/video/uploads hands out
+//! presigned URLs, a plain HTTP client PUTs the bytes straight to the S3-compatible server
+//! (which checks every signature), POST …/complete checks the object and creates the video.
+
+use lambda_http::Body;
+use serde_json::{json, Value};
+use shared::app::App;
+use shared::storage::Storage;
+use testkit::{assert_error, fixture, json_request, put_url, read, request, user, TestEnv};
+
+const MIB: usize = 1024 * 1024;
+
+/// A valid 2-second MP4 of exactly `size` bytes with `moov` at the end.
+fn video_of_size(size: usize) -> Vec<u8> {
+    let base = fixture("moov-at-end-2s.mp4");
+    assert!(size >= base.len());
+    let video = testkit::pad_mdat(&base, size - base.len());
+    assert_eq!(video.len(), size);
+    video
+}
+
+async fn start(app: &App, token: &str, body: Value) -> (u16, Value) {
+    let req = json_request("POST", "/viral-clip/video/uploads", Some(token), &body);
+    let (status, _, body) = read(create_upload::handler(app, req).await.unwrap());
+    (status, body)
+}
+
+async fn start_ok(app: &App, token: &str, filename: &str, size: usize) -> Value {
+    let (status, body) = start(
+        app,
+        token,
+        json!({"filename": filename, "size_bytes": size, "content_type": "video/mp4",
+               "aspect_ratio": "1:1"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+fn complete_path(id: i64) -> String {
+    format!("/viral-clip/video/uploads/{id}/complete")
+}
+
+async fn complete(
+    app: &App,
+    token: &str,
+    id: i64,
+    body: Option<Value>,
+) -> (u16, lambda_http::http::HeaderMap, Value) {
+    let req = match body {
+        Some(b) => json_request("POST", &complete_path(id), Some(token), &b),
+        None => request("POST", &complete_path(id), Some(token), None, Body::Empty),
+    };
+    read(complete_upload::handler(app, req).await.unwrap())
+}
+
+async fn abort(app: &App, token: &str, id: i64) -> (u16, lambda_http::http::HeaderMap, Value) {
+    let req = request(
+        "DELETE",
+        &format!("/viral-clip/video/uploads/{id}"),
+        Some(token),
+        None,
+        Body::Empty,
+    );
+    read(abort_upload::handler(app, req).await.unwrap())
+}
+
+/// PUTs each part's slice of `file` to its URL; returns the parts as completion takes them.
+async fn put_parts(started: &Value, file: &[u8]) -> Vec<Value> {
+    let part_size = started["part_size"].as_u64().unwrap() as usize;
+    let mut done = Vec::new();
+    for part in started["parts"].as_array().unwrap() {
+        let n = part["part_number"].as_u64().unwrap() as usize;
+        let chunk = &file[(n - 1) * part_size..(n * part_size).min(file.len())];
+        assert_eq!(part["size_bytes"].as_u64().unwrap() as usize, chunk.len());
+        let (status, etag) = put_url(part["url"].as_str().unwrap(), chunk.to_vec()).await;
+        assert_eq!(status, 200, "PUT part {n}");
+        done.push(json!({"part_number": n, "etag": etag.expect("an ETag")}));
+    }
+    done
+}
+
+fn id(v: &Value) -> i64 {
+    v["upload_id"].as_i64().expect("upload_id")
+}
+
+async fn ready_video(env: &TestEnv, app: &App, token: &str) -> Value {
+    testkit::drain_queue(env).await;
+    let req = request("GET", "/viral-clip/videos", Some(token), None, Body::Empty);
+    let (status, _, body) = read(list_videos::handler(app, req).await.unwrap());
+    assert_eq!(status, 200);
+    body["items"][0].clone()
+}
+
+fn parts_left_in_store(env: &TestEnv) -> usize {
+    std::fs::read_dir(&env.s3.root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".upload_id-"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_1_mib_file_goes_up_in_one_presigned_put_and_becomes_a_ready_video() {
+    // Arrange
+    let env = TestEnv::start().await;
+    let app = env.app().await;
+    let (user_id, token) = user(&app, "a@example.com").await;
+    let file = video_of_size(MIB);
+
+    // Act
+    let started = start_ok(&app, &token, "My Talk.mp4", file.len()).await;
+    let url = started["parts"][0]["url"].as_str().unwrap();
+    let (put_status, _) = put_url(url, file.clone()).await;
+    let (status, headers, body) = complete(&app, &token, id(&started), None).await;
+
+    // Assert
+    assert_eq!(started["multipart"], false);
+    assert_eq!(started["parts"].as_array().unwrap().len(), 1);
+    assert!(started["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(put_status, 200);
+    assert_eq!(status, 201, "{body}");
+    assert!(headers.get("idempotent-replayed").is_none());
+    let video = &body["video_source"];
+    assert_eq!(video["source_type"], "upload");
+    assert_eq!(video["title"], "My Talk");
+    assert_eq!(video["duration_seconds"], 2);
+    assert_eq!(video["status"], "pending");
+    assert_eq!(body["processing_job"]["status"], "queued");
+    assert_eq!(body["processing_job"]["payload"]["aspect_ratio"], "1:1");
+    let key = video["file_path"].as_str().unwrap();
+    assert!(key.starts_with(&format!("videos/{user_id}/")) && key.ends_with(".mp4"));
+    assert_eq!(env.object(key).as_deref(), Some(&file[..]), "stored byte for byte");
+    let listed = ready_video(&env, &app, &token).await;
+    assert_eq!(listed["id"], video["id"]);
+    assert_eq!(listed["status"], "ready");
+    assert_eq!(listed["latest_job"]["status"], "completed");
+}
+
+#[tokio::test]
+async fn a_12_mib_file_goes_up_in_5_mib_parts_and_becomes_a_ready_video() {
+    // Arrange
+    let env = TestEnv::start().await;
+    let app = env
+        .app_with(|c| c.ingest.upload_part_bytes = 5 * MIB as u64)
+        .await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let file = video_of_size(12 * MIB);
+
+    // Act
+    let started = start_ok(&app, &token, "long.mp4", file.len()).await;
+    let parts = put_parts(&started, &file).await;
+    let (status, _, body) = complete(&app, &token, id(&started), Some(json!({"parts": parts}))).await;
+    let (again, again_headers, again_body) = complete(&app, &token, id(&started), None).await;
+
+    // Assert
+    assert_eq!(started["multipart"], true);
+    assert_eq!(started["part_size"], 5 * MIB);
+    assert_eq!(parts.len(), 3);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["video_source"]["duration_seconds"], 2);
+    let key = body["video_source"]["file_path"].as_str().unwrap();
+    assert_eq!(env.object(key).as_deref(), Some(&file[..]), "stored byte for byte");
+    assert_eq!((again, &again_body), (201, &body), "completing twice: the same answer");
+    assert_eq!(again_headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 1);
+    assert_eq!(ready_video(&env, &app, &token).await["status"], "ready");
+    assert_eq!(parts_left_in_store(&env), 0);
+}
+
+#[tokio::test]
+async fn completing_without_etags_lists_the_parts_and_names_the_missing_ones() {
+    // Arrange
+    let env = TestEnv::start().await;
+    let app = env
+        .app_with(|c| c.ingest.upload_part_bytes = 5 * MIB as u64)
+        .await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let file = video_of_size(11 * MIB);
+    let started = start_ok(&app, &token, "x.mp4", file.len()).await;
+    let urls: Vec<&str> = started["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["url"].as_str().unwrap())
+        .collect();
+    put_url(urls[0], file[..5 * MIB].to_vec()).await;
+    put_url(urls[1], file[5 * MIB..10 * MIB].to_vec()).await;
+
+    // Act
+    let early = complete(&app, &token, id(&started), None).await;
+    put_url(urls[2], file[10 * MIB..].to_vec()).await;
+    let (status, _, body) = complete(&app, &token, id(&started), None).await;
+
+    // Assert
+    let err = assert_error(early, 422, "validation_failed");
+    let msg = err["error"]["details"]["fields"]["parts"].as_str().unwrap();
+    assert!(msg.contains("part(s) 3 of 3"), "{msg}");
+    assert_eq!(status, 201, "the upload stayed open after the early call: {body}");
+    let key = body["video_source"]["file_path"].as_str().unwrap();
+    assert_eq!(env.object(key).as_deref(), Some(&file[..]));
+}
+
+#[tokio::test]
+async fn completing_before_anything_was_put_leaves_the_upload_open() {
+    let env = TestEnv::start().await;
+    let app = env.app().await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let file = fixture("sample-3s.mp4");
+    let started = start_ok(&app, &token, "x.mp4", file.len()).await;
+
+    let early = complete(&app, &token, id(&started), None).await;
+    put_url(started["parts"][0]["url"].as_str().unwrap(), file).await;
+    let (status, _, body) = complete(&app, &token, id(&started), None).await;
+
+    let err = assert_error(early, 422, "validation_failed");
+    assert!(err["error"]["details"]["fields"]["file"].is_string());
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["video_source"]["duration_seconds"], 3);
+}
+
+#[tokio::test]
+async fn a_tampered_or_expired_presigned_url_is_refused_by_the_store() {
+    // Arrange
+    let env = TestEnv::start().await;
+    let app = env
+        .app_with(|c| c.ingest.upload_url_ttl = std::time::Duration::from_secs(1))
+        .await;
+    let (user_id, token) = user(&app, "a@example.com").await;
+    let file = fixture("sample-3s.mp4");
+    let started = start_ok(&app, &token, "x.mp4", file.len()).await;
+    let url = started["parts"][0]["url"].as_str().unwrap().to_owned();
+    let other_key = url.replace(&format!("videos/{user_id}/"), "videos/999/");
+    let sig_at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let mut forged_sig = url.clone();
+    let flipped = if &url[sig_at..sig_at + 1] == "0" { "1" } else { "0" };
+    forged_sig.replace_range(sig_at..sig_at + 1, flipped);
+
+    // Act
+    let (tampered_key, _) = put_url(&other_key, file.clone()).await;
+    let (tampered_sig, _) = put_url(&forged_sig, file.clone()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let (expired, _) = put_url(&url, file.clone()).await;
+
+    // Assert
+    assert_eq!(tampered_key, 403);
+    assert_eq!(tampered_sig, 403);
+    assert_eq!(expired, 403);
+    assert!(env.object_keys().is_empty(), "{:?}", env.object_keys());
+}
+
+#[tokio::test]
+async fn a_wrong_declared_size_is_refused_at_completion_and_leaves_no_object() {
+    let env = TestEnv::start().await;
+    let app = env.app().await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let file = fixture("sample-3s.mp4");
+    let started = start_ok(&app, &token, "x.mp4", file.len() + 100).await;
+    put_url(started["parts"][0]["url"].as_str().unwrap(), file).await;
+
+    let first = complete(&app, &token, id(&started), None).await;
+    let second = complete(&app, &token, id(&started), None).await;
+
+    let err = assert_error(first, 422, "validation_failed");
+    assert!(err["error"]["details"]["fields"]["size_bytes"].is_string(), "{err}");
+    assert_eq!(assert_error(second, 422, "validation_failed"), err, "same answer again");
+    assert!(env.object_keys().is_empty(), "{:?}", env.object_keys());
+    assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM uploads WHERE status = 'failed'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_video_is_refused_at_completion_and_leaves_no_object() {
+    let env = TestEnv::start().await;
+    let app = env.app().await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let mut text = b"this is a text file pretending to be a video ".repeat(100);
+    text.truncate(4_000);
+    let started = start_ok(&app, &token, "fake.mp4", text.len()).await;
+    put_url(started["parts"][0]["url"].as_str().unwrap(), text).await;
+
+    let resp = complete(&app, &token, id(&started), None).await;
+
+    assert_error(resp, 415, "unsupported_media_type");
+    assert!(env.object_keys().is_empty());
+    assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 0);
+}
+
+#[tokio::test]
+async fn a_truncated_video_is_refused_at_completion_and_leaves_no_object() {
+    let env = TestEnv::start().await;
+    let app = env.app().await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let full = fixture("sample-3s.mp4");
+    let cut = full[..full.len() * 2 / 3].to_vec();
+    let started = start_ok(&app, &token, "cut.mp4", cut.len()).await;
+    put_url(started["parts"][0]["url"].as_str().unwrap(), cut).await;
+
+    let resp = complete(&app, &token, id(&started), None).await;
+
+    let err = assert_error(resp, 422, "validation_failed");
+    assert!(err["error"]["details"]["fields"]["file"].is_string(), "{err}");
+    assert!(env.object_keys().is_empty());
+}
+
+#[tokio::test]
+async fn a_40_mib_video_with_moov_at_the_end_is_read_with_a_few_small_ranged_reads() {
+    // Arrange
+    let env = TestEnv::start().await;
+    let app = env
+        .app_with(|c| c.ingest.upload_part_bytes = 5 * MIB as u64)
+        .await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let file = video_of_size(40 * MIB);
+    let started = start_ok(&app, &token, "big.mp4", file.len()).await;
+    put_parts(&started, &file).await;
+
+    // Act
+    let (status, _, body) = complete(&app, &token, id(&started), None).await;
+    let key = body["video_source"]["file_path"].as_str().unwrap();
+    let storage = Storage::connect(&env.s3.storage_config(testkit::BUCKET)).await;
+    let (info, stats) = shared::uploads::probe(&storage, key, file.len() as u64)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["video_source"]["duration_seconds"], 2);
+    assert_eq!(info.duration_seconds, Some(2));
+    assert!(stats.requests <= 3, "{stats:?}");
+    assert!(
+        stats.bytes * 100 < file.len() as u64,
+        "under 1% of the object fetched: {stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn someone_elses_upload_is_a_404_to_complete_and_to_abort() {
+    let env = TestEnv::start().await;
+    let app = env.app().await;
+    let (_, alice) = user(&app, "alice@example.com").await;
+    let (_, bob) = user(&app, "bob@example.com").await;
+    let file = fixture("sample-3s.mp4");
+    let started = start_ok(&app, &alice, "x.mp4", file.len()).await;
+    put_url(started["parts"][0]["url"].as_str().unwrap(), file).await;
+
+    assert_error(complete(&app, &bob, id(&started), None).await, 404, "not_found");
+    assert_error(abort(&app, &bob, id(&started)).await, 404, "not_found");
+    for bad in ["abc", "0", "-1", "99999"] {
+        let req = request(
+            "POST",
+            &format!("/viral-clip/video/uploads/{bad}/complete"),
+            Some(&alice),
+            None,
+            Body::Empty,
+        );
+        assert_error(read(complete_upload::handler(&app, req).await.unwrap()), 404, "not_found");
+    }
+    let (status, _, _) = complete(&app, &alice, id(&started), None).await;
+    assert_eq!(status, 201, "the owner still completes it");
+}
+
+#[tokio::test]
+async fn an_aborted_upload_leaves_nothing_in_the_store_and_cannot_be_completed() {
+    // Arrange
+    let env = TestEnv::start().await;
+    let app = env
+        .app_with(|c| c.ingest.upload_part_bytes = 5 * MIB as u64)
+        .await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let file = video_of_size(11 * MIB);
+    let started = start_ok(&app, &token, "x.mp4", file.len()).await;
+    put_url(
+        started["parts"][0]["url"].as_str().unwrap(),
+        file[..5 * MIB].to_vec(),
+    )
+    .await;
+    assert_eq!(parts_left_in_store(&env), 1);
+
+    // Act
+    let (status, _, _) = abort(&app, &token, id(&started)).await;
+    let again = abort(&app, &token, id(&started)).await;
+    let completed = complete(&app, &token, id(&started), None).await;
+
+    // Assert
+    assert_eq!(status, 204);
+    assert_eq!(again.0, 204, "aborting twice is fine");
+    assert_error(completed, 409, "conflict");
+    assert_eq!(parts_left_in_store(&env), 0);
+    assert!(env.object_keys().is_empty());
+}
+
+#[tokio::test]
+async fn a_completed_upload_cannot_be_aborted() {
+    let env = TestEnv::start().await;
+    let app = env.app().await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let file = fixture("sample-3s.mp4");
+    let started = start_ok(&app, &token, "x.mp4", file.len()).await;
+    put_url(started["parts"][0]["url"].as_str().unwrap(), file).await;
+    assert_eq!(complete(&app, &token, id(&started), None).await.0, 201);
+
+    assert_error(abort(&app, &token, id(&started)).await, 409, "conflict");
+    assert_eq!(env.object_keys().len(), 1, "the video's object stays");
+}
+
+#[tokio::test]
+async fn the_sweep_expires_unfinished_uploads_and_removes_their_parts_and_objects() {
+    // Arrange: URLs valid for 1 s, no grace
+    let env = TestEnv::start().await;
+    let app = env
+        .app_with(|c| {
+            c.ingest.upload_part_bytes = 5 * MIB as u64;
+            c.ingest.upload_url_ttl = std::time::Duration::from_secs(1);
+            c.ingest.upload_complete_grace = std::time::Duration::ZERO;
+        })
+        .await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let small = fixture("sample-3s.mp4");
+    let single = start_ok(&app, &token, "a.mp4", small.len()).await;
+    put_url(single["parts"][0]["url"].as_str().unwrap(), small).await;
+    let big = video_of_size(11 * MIB);
+    let multi = start_ok(&app, &token, "b.mp4", big.len()).await;
+    put_url(
+        multi["parts"][0]["url"].as_str().unwrap(),
+        big[..5 * MIB].to_vec(),
+    )
+    .await;
+    let storage = Storage::connect(&env.s3.storage_config(testkit::BUCKET)).await;
+    let conn = app.db.connect().await.unwrap();
+    let before =
+        shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+
+    // Act
+    let report =
+        shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100).await.unwrap();
+    let late = complete(&app, &token, id(&single), None).await;
+
+    // Assert
+    assert_eq!(before, shared::uploads::SweepReport::default(), "nothing expired yet");
+    assert_eq!((report.expired, report.cleaned, report.failed), (2, 2, 0));
+    assert!(env.object_keys().is_empty(), "{:?}", env.object_keys());
+    assert_eq!(parts_left_in_store(&env), 0);
+    assert_error(late, 409, "conflict");
+    assert_eq!(
+        env.count("SELECT count(*) FROM uploads WHERE status = 'expired' AND cleaned_at IS NOT NULL")
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn storage_down_at_completion_is_a_503_and_the_upload_can_be_completed_later() {
+    let env = TestEnv::start().await;
+    let app = env.app().await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let file = fixture("sample-3s.mp4");
+    let started = start_ok(&app, &token, "x.mp4", file.len()).await;
+    put_url(started["parts"][0]["url"].as_str().unwrap(), file).await;
+    let down = env
+        .app_with(|c| c.storage = Some(testkit::unreachable_storage_config(testkit::BUCKET)))
+        .await;
+
+    let refused = complete(&down, &token, id(&started), None).await;
+    let (status, _, _) = complete(&app, &token, id(&started), None).await;
+
+    assert_error(refused, 503, "unavailable");
+    assert_eq!(status, 201);
+}
