@@ -164,7 +164,10 @@ pub(crate) enum Record<'a> {
     /// The request's `Idempotency-Key` and the response.
     Key(&'a IdempotencyKey),
     /// A large upload, claimed with `token`, becomes `completed` with this video.
-    Upload { id: i64, token: &'a str },
+    Upload {
+        id: i64,
+        token: &'a str,
+    },
 }
 
 /// Writes the video, its job and what `record` says in one transaction.
@@ -191,8 +194,16 @@ pub(crate) async fn create(
             Record::Nothing => true,
             Record::Key(key) => idempotency_keys::insert(&tx, key, video_id, &body, now).await?,
             Record::Upload { id, token } => {
-                uploads::finish(&tx, id, token, UploadStatus::Completed, Some(video_id), 201, &body)
-                    .await?
+                uploads::finish(
+                    &tx,
+                    id,
+                    token,
+                    UploadStatus::Completed,
+                    Some(video_id),
+                    201,
+                    &body,
+                )
+                .await?
             }
         };
         if !recorded {

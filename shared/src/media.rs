@@ -222,7 +222,9 @@ where
         }
         let at = (offset - window_start) as usize;
         let Some(b) = box_at(&window[at..], offset, remaining)? else {
-            return Err(MediaError::Damaged("the file is truncated inside a box header".into()).into());
+            return Err(
+                MediaError::Damaged("the file is truncated inside a box header".into()).into(),
+            );
         };
         let body_start = offset + b.header_len;
         let in_window = |start: u64, len: u64| {

@@ -406,7 +406,11 @@ where
             SdkError::ServiceError(e) => e.err().message().unwrap_or("").to_owned(),
             _ => String::new(),
         };
-        return CompleteError::Refused(format!("{code}: {message}").trim_end_matches([' ', ':']).to_owned());
+        return CompleteError::Refused(
+            format!("{code}: {message}")
+                .trim_end_matches([' ', ':'])
+                .to_owned(),
+        );
     }
     CompleteError::Storage(classify(err))
 }

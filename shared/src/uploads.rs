@@ -102,7 +102,10 @@ impl StartRequest {
             }
         });
         if size_bytes == Some(0) {
-            fields.errors.add("size_bytes", "must be at least 1 (the file's size in bytes)");
+            fields.errors.add(
+                "size_bytes",
+                "must be at least 1 (the file's size in bytes)",
+            );
         }
         let title = match title {
             Some(raw) if raw.chars().count() > ingest::MAX_TITLE_CHARS => {
@@ -125,7 +128,13 @@ impl StartRequest {
             )));
         }
         let content_type = content_type
-            .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .map(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| "application/octet-stream".to_owned());
         if !ACCEPTED_TYPES.contains(&content_type.as_str()) {
@@ -287,7 +296,10 @@ impl CompleteRequest {
             None => None,
             Some(Value::Array(items)) => Some(parse_parts(items, &mut errors)),
             Some(_) => {
-                errors.add("parts", "must be an array of {\"part_number\", \"etag\"} objects");
+                errors.add(
+                    "parts",
+                    "must be an array of {\"part_number\", \"etag\"} objects",
+                );
                 None
             }
         };
@@ -334,11 +346,17 @@ fn parse_parts(items: Vec<Value>, errors: &mut FieldErrors) -> Vec<PartTag> {
             continue;
         }
         if etag.is_empty() || etag.len() > 1024 {
-            errors.add(format!("{at}.etag"), "must be the ETag the store answered the PUT with");
+            errors.add(
+                format!("{at}.etag"),
+                "must be the ETag the store answered the PUT with",
+            );
             continue;
         }
         if out.last().is_some_and(|p| p.part_number >= number as i32) {
-            errors.add("parts", "must be in ascending part_number order, each part once");
+            errors.add(
+                "parts",
+                "must be in ascending part_number order, each part once",
+            );
             continue;
         }
         out.push(PartTag {
@@ -385,11 +403,15 @@ fn ended(upload: &Upload) -> Option<Result<Completion, ApiError>> {
     match upload.status {
         UploadStatus::Completed => match stored() {
             (_, Some(body)) => Some(Ok(Completion::Done(Outcome::Replayed(body)))),
-            _ => Some(Err(ApiError::Internal("a completed upload has no result".into()))),
+            _ => Some(Err(ApiError::Internal(
+                "a completed upload has no result".into(),
+            ))),
         },
         UploadStatus::Failed => match stored() {
             (Some(status), Some(body)) => Some(Ok(Completion::Refused { status, body })),
-            _ => Some(Err(ApiError::Internal("a failed upload has no result".into()))),
+            _ => Some(Err(ApiError::Internal(
+                "a failed upload has no result".into(),
+            ))),
         },
         UploadStatus::Aborted => Some(Err(ApiError::Conflict(
             "this upload was aborted; start a new one".into(),
@@ -746,8 +768,10 @@ mod tests {
 
     #[test]
     fn start_requests_are_checked_field_by_field() {
-        let ok = start(serde_json::json!({"filename": "C:\\x\\My Talk.mov", "size_bytes": 5,
-            "content_type": "video/quicktime", "aspect_ratio": "1:1"}))
+        let ok = start(
+            serde_json::json!({"filename": "C:\\x\\My Talk.mov", "size_bytes": 5,
+            "content_type": "video/quicktime", "aspect_ratio": "1:1"}),
+        )
         .unwrap();
         assert_eq!(ok.title.as_deref(), Some("My Talk"));
         assert_eq!(ok.config.to_payload()["aspect_ratio"], "1:1");
@@ -760,7 +784,8 @@ mod tests {
         for f in ["filename", "size_bytes", "x", "aspect_ratio"] {
             assert!(e.get(f).is_some(), "{f}: {e:?}");
         }
-        let Err(ApiError::Validation(e)) = start(serde_json::json!({"filename": " ", "size_bytes": -3}))
+        let Err(ApiError::Validation(e)) =
+            start(serde_json::json!({"filename": " ", "size_bytes": -3}))
         else {
             panic!("422 expected")
         };
@@ -770,25 +795,37 @@ mod tests {
             Err(ApiError::PayloadTooLarge(_))
         ));
         assert!(matches!(
-            start(serde_json::json!({"filename": "a.png", "size_bytes": 10, "content_type": "image/png"})),
+            start(
+                serde_json::json!({"filename": "a.png", "size_bytes": 10, "content_type": "image/png"})
+            ),
             Err(ApiError::UnsupportedMediaType(_))
         ));
     }
 
     fn complete(body: &str) -> Result<CompleteRequest, ApiError> {
         let mut headers = HeaderMap::new();
-        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         CompleteRequest::parse(&headers, body.as_bytes())
     }
 
     #[test]
     fn completion_bodies_take_ordered_parts_or_nothing() {
-        assert_eq!(CompleteRequest::parse(&HeaderMap::new(), b"").unwrap().parts, None);
+        assert_eq!(
+            CompleteRequest::parse(&HeaderMap::new(), b"")
+                .unwrap()
+                .parts,
+            None
+        );
         assert_eq!(complete("{}").unwrap().parts, None);
-        let parts = complete(r#"{"parts":[{"part_number":1,"etag":"\"a\""},{"part_number":2,"etag":"b"}]}"#)
-            .unwrap()
-            .parts
-            .unwrap();
+        let parts = complete(
+            r#"{"parts":[{"part_number":1,"etag":"\"a\""},{"part_number":2,"etag":"b"}]}"#,
+        )
+        .unwrap()
+        .parts
+        .unwrap();
         assert_eq!(parts.len(), 2);
         for bad in [
             r#"{"parts":[{"part_number":2,"etag":"a"},{"part_number":1,"etag":"b"}]}"#,
@@ -800,7 +837,10 @@ mod tests {
             r#"{"parts":[1]}"#,
             r#"{"other":1}"#,
         ] {
-            assert!(matches!(complete(bad), Err(ApiError::Validation(_))), "{bad}");
+            assert!(
+                matches!(complete(bad), Err(ApiError::Validation(_))),
+                "{bad}"
+            );
         }
         assert!(matches!(complete("{"), Err(ApiError::BadRequest(_))));
     }

@@ -18,8 +18,12 @@ pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
 async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {
     let user_id = app.auth.authenticate(req.headers())?;
     let param = req.path_parameters_ref();
-    let id = api::path_id(param.and_then(|p| p.first("upload_id")), req.uri().path(), "uploads")
-        .ok_or_else(|| ApiError::NotFound("no such upload".into()))?;
+    let id = api::path_id(
+        param.and_then(|p| p.first("upload_id")),
+        req.uri().path(),
+        "uploads",
+    )
+    .ok_or_else(|| ApiError::NotFound("no such upload".into()))?;
     let conn = app.db.connect().await?;
     uploads::abort(&conn, app.storage()?, user_id, id).await?;
     let mut resp = api::Response::new(String::new());

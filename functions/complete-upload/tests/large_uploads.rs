@@ -130,7 +130,11 @@ async fn a_1_mib_file_goes_up_in_one_presigned_put_and_becomes_a_ready_video() {
     assert_eq!(body["processing_job"]["payload"]["aspect_ratio"], "1:1");
     let key = video["file_path"].as_str().unwrap();
     assert!(key.starts_with(&format!("videos/{user_id}/")) && key.ends_with(".mp4"));
-    assert_eq!(env.object(key).as_deref(), Some(&file[..]), "stored byte for byte");
+    assert_eq!(
+        env.object(key).as_deref(),
+        Some(&file[..]),
+        "stored byte for byte"
+    );
     let listed = ready_video(&env, &app, &token).await;
     assert_eq!(listed["id"], video["id"]);
     assert_eq!(listed["status"], "ready");
@@ -150,7 +154,8 @@ async fn a_12_mib_file_goes_up_in_5_mib_parts_and_becomes_a_ready_video() {
     // Act
     let started = start_ok(&app, &token, "long.mp4", file.len()).await;
     let parts = put_parts(&started, &file).await;
-    let (status, _, body) = complete(&app, &token, id(&started), Some(json!({"parts": parts}))).await;
+    let (status, _, body) =
+        complete(&app, &token, id(&started), Some(json!({"parts": parts}))).await;
     let (again, again_headers, again_body) = complete(&app, &token, id(&started), None).await;
 
     // Assert
@@ -160,8 +165,16 @@ async fn a_12_mib_file_goes_up_in_5_mib_parts_and_becomes_a_ready_video() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["video_source"]["duration_seconds"], 2);
     let key = body["video_source"]["file_path"].as_str().unwrap();
-    assert_eq!(env.object(key).as_deref(), Some(&file[..]), "stored byte for byte");
-    assert_eq!((again, &again_body), (201, &body), "completing twice: the same answer");
+    assert_eq!(
+        env.object(key).as_deref(),
+        Some(&file[..]),
+        "stored byte for byte"
+    );
+    assert_eq!(
+        (again, &again_body),
+        (201, &body),
+        "completing twice: the same answer"
+    );
     assert_eq!(again_headers.get("idempotent-replayed").unwrap(), "true");
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 1);
     assert_eq!(ready_video(&env, &app, &token).await["status"], "ready");
@@ -196,7 +209,10 @@ async fn completing_without_etags_lists_the_parts_and_names_the_missing_ones() {
     let err = assert_error(early, 422, "validation_failed");
     let msg = err["error"]["details"]["fields"]["parts"].as_str().unwrap();
     assert!(msg.contains("part(s) 3 of 3"), "{msg}");
-    assert_eq!(status, 201, "the upload stayed open after the early call: {body}");
+    assert_eq!(
+        status, 201,
+        "the upload stayed open after the early call: {body}"
+    );
     let key = body["video_source"]["file_path"].as_str().unwrap();
     assert_eq!(env.object(key).as_deref(), Some(&file[..]));
 }
@@ -233,7 +249,11 @@ async fn a_tampered_or_expired_presigned_url_is_refused_by_the_store() {
     let other_key = url.replace(&format!("videos/{user_id}/"), "videos/999/");
     let sig_at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
     let mut forged_sig = url.clone();
-    let flipped = if &url[sig_at..sig_at + 1] == "0" { "1" } else { "0" };
+    let flipped = if &url[sig_at..sig_at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
     forged_sig.replace_range(sig_at..sig_at + 1, flipped);
 
     // Act
@@ -262,12 +282,20 @@ async fn a_wrong_declared_size_is_refused_at_completion_and_leaves_no_object() {
     let second = complete(&app, &token, id(&started), None).await;
 
     let err = assert_error(first, 422, "validation_failed");
-    assert!(err["error"]["details"]["fields"]["size_bytes"].is_string(), "{err}");
-    assert_eq!(assert_error(second, 422, "validation_failed"), err, "same answer again");
+    assert!(
+        err["error"]["details"]["fields"]["size_bytes"].is_string(),
+        "{err}"
+    );
+    assert_eq!(
+        assert_error(second, 422, "validation_failed"),
+        err,
+        "same answer again"
+    );
     assert!(env.object_keys().is_empty(), "{:?}", env.object_keys());
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 0);
     assert_eq!(
-        env.count("SELECT count(*) FROM uploads WHERE status = 'failed'").await,
+        env.count("SELECT count(*) FROM uploads WHERE status = 'failed'")
+            .await,
         1
     );
 }
@@ -302,7 +330,10 @@ async fn a_truncated_video_is_refused_at_completion_and_leaves_no_object() {
     let resp = complete(&app, &token, id(&started), None).await;
 
     let err = assert_error(resp, 422, "validation_failed");
-    assert!(err["error"]["details"]["fields"]["file"].is_string(), "{err}");
+    assert!(
+        err["error"]["details"]["fields"]["file"].is_string(),
+        "{err}"
+    );
     assert!(env.object_keys().is_empty());
 }
 
@@ -347,7 +378,11 @@ async fn someone_elses_upload_is_a_404_to_complete_and_to_abort() {
     let started = start_ok(&app, &alice, "x.mp4", file.len()).await;
     put_url(started["parts"][0]["url"].as_str().unwrap(), file).await;
 
-    assert_error(complete(&app, &bob, id(&started), None).await, 404, "not_found");
+    assert_error(
+        complete(&app, &bob, id(&started), None).await,
+        404,
+        "not_found",
+    );
     assert_error(abort(&app, &bob, id(&started)).await, 404, "not_found");
     for bad in ["abc", "0", "-1", "99999"] {
         let req = request(
@@ -357,7 +392,11 @@ async fn someone_elses_upload_is_a_404_to_complete_and_to_abort() {
             None,
             Body::Empty,
         );
-        assert_error(read(complete_upload::handler(&app, req).await.unwrap()), 404, "not_found");
+        assert_error(
+            read(complete_upload::handler(&app, req).await.unwrap()),
+            404,
+            "not_found",
+        );
     }
     let (status, _, _) = complete(&app, &alice, id(&started), None).await;
     assert_eq!(status, 201, "the owner still completes it");
@@ -431,24 +470,32 @@ async fn the_sweep_expires_unfinished_uploads_and_removes_their_parts_and_object
     .await;
     let storage = Storage::connect(&env.s3.storage_config(testkit::BUCKET)).await;
     let conn = app.db.connect().await.unwrap();
-    let before =
-        shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100).await.unwrap();
+    let before = shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100)
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
 
     // Act
-    let report =
-        shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100).await.unwrap();
+    let report = shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100)
+        .await
+        .unwrap();
     let late = complete(&app, &token, id(&single), None).await;
 
     // Assert
-    assert_eq!(before, shared::uploads::SweepReport::default(), "nothing expired yet");
+    assert_eq!(
+        before,
+        shared::uploads::SweepReport::default(),
+        "nothing expired yet"
+    );
     assert_eq!((report.expired, report.cleaned, report.failed), (2, 2, 0));
     assert!(env.object_keys().is_empty(), "{:?}", env.object_keys());
     assert_eq!(parts_left_in_store(&env), 0);
     assert_error(late, 409, "conflict");
     assert_eq!(
-        env.count("SELECT count(*) FROM uploads WHERE status = 'expired' AND cleaned_at IS NOT NULL")
-            .await,
+        env.count(
+            "SELECT count(*) FROM uploads WHERE status = 'expired' AND cleaned_at IS NOT NULL"
+        )
+        .await,
         2
     );
 }

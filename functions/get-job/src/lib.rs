@@ -18,7 +18,11 @@ pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
 /// The `{job_id}` path parameter (from the router), or the path segment after `jobs`.
 fn job_id(req: &Request) -> Option<i64> {
     let param = req.path_parameters_ref();
-    api::path_id(param.and_then(|p| p.first("job_id")), req.uri().path(), "jobs")
+    api::path_id(
+        param.and_then(|p| p.first("job_id")),
+        req.uri().path(),
+        "jobs",
+    )
 }
 
 async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {

@@ -9,9 +9,9 @@ use lambda_runtime::{Error, LambdaEvent};
 use shared::config::{DatabaseUrl, Env, WorkerConfig};
 use shared::db::Db;
 use shared::ingest::IngestConfig;
+use shared::pipeline::DummyPipeline;
 use shared::storage::{Storage, StorageConfig};
 use shared::uploads::SweepReport;
-use shared::pipeline::DummyPipeline;
 use shared::worker::{RunReport, Worker};
 use tokio::time::Instant;
 

@@ -242,3 +242,55 @@ async fn a_worker_process_killed_mid_job_leaves_the_job_to_another_worker_after_
     .unwrap();
     assert_eq!(running, 0);
 }
+
+#[tokio::test]
+async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_objects() {
+    // Arrange: an upload whose URL lived 1 s, its file PUT, never completed
+    let env = testkit::TestEnv::start().await;
+    let app = env
+        .app_with(|c| c.ingest.upload_url_ttl = Duration::from_secs(1))
+        .await;
+    let (user_id, _) = testkit::user(&app, "late@example.com").await;
+    let file = testkit::fixture("sample-3s.mp4");
+    let request = shared::uploads::StartRequest {
+        filename: "late.mp4".into(),
+        size_bytes: file.len() as u64,
+        content_type: "video/mp4".into(),
+        title: None,
+        config: Default::default(),
+    };
+    let conn = app.db.connect().await.unwrap();
+    let storage = app.storage().unwrap().clone();
+    let started = shared::uploads::start(&conn, &storage, &app.ingest, user_id, &request)
+        .await
+        .unwrap();
+    testkit::put_url(&started.parts[0].url, file).await;
+    assert_eq!(env.object_keys().len(), 1);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let db = Arc::new(Db::open_file(&env.db_path).await.unwrap());
+    let cfg =
+        WorkerConfig::from_env(&Env::from_pairs([("WORKER_STOP_WHEN_IDLE", "true")])).unwrap();
+    let state = AppState {
+        worker: Worker::new(db.clone(), DummyPipeline::default(), cfg),
+        uploads: Some(worker::UploadSweep {
+            db,
+            storage,
+            grace: Duration::ZERO,
+        }),
+    };
+
+    // Act
+    handler(&state, LambdaEvent::new(json!({}), Context::default()))
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(env.object_keys().is_empty(), "{:?}", env.object_keys());
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM uploads WHERE status = 'expired' AND cleaned_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+}

@@ -13,6 +13,17 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/auth/login", "auth-login"),
     ("POST", "/viral-clip/video/youtube", "submit-youtube"),
     ("POST", "/viral-clip/video/upload", "upload-video"),
+    ("POST", "/viral-clip/video/uploads", "create-upload"),
+    (
+        "POST",
+        "/viral-clip/video/uploads/{upload_id}/complete",
+        "complete-upload",
+    ),
+    (
+        "DELETE",
+        "/viral-clip/video/uploads/{upload_id}",
+        "abort-upload",
+    ),
     ("GET", "/viral-clip/videos", "list-videos"),
     ("GET", "/viral-clip/jobs/{job_id}", "get-job"),
     ("GET", "/viral-clip", "web-page"),

@@ -121,7 +121,11 @@ fn to_i64(v: u64) -> Result<i64, DbError> {
     i64::try_from(v).map_err(|_| DbError::Corrupt(format!("{v} does not fit a column")))
 }
 
-pub async fn insert(conn: &Connection, new: &NewUpload, now: DateTime<Utc>) -> Result<Upload, DbError> {
+pub async fn insert(
+    conn: &Connection,
+    new: &NewUpload,
+    now: DateTime<Utc>,
+) -> Result<Upload, DbError> {
     let now = crate::time::format(now);
     db::query_one(
         conn,
@@ -151,7 +155,11 @@ pub async fn insert(conn: &Connection, new: &NewUpload, now: DateTime<Utc>) -> R
 }
 
 /// The upload when it belongs to `user_id`.
-pub async fn get_for_user(conn: &Connection, id: i64, user_id: i64) -> Result<Option<Upload>, DbError> {
+pub async fn get_for_user(
+    conn: &Connection,
+    id: i64,
+    user_id: i64,
+) -> Result<Option<Upload>, DbError> {
     db::query_opt(
         conn,
         &format!("SELECT {COLUMNS} FROM uploads WHERE id = ?1 AND user_id = ?2"),
