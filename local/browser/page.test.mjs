@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, existsSync, readFileSync, mkdirSync, openSync } from "node:fs";
+import { mkdtempSync, existsSync, readFileSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
@@ -168,5 +168,73 @@ test("the session survives a reload; a second user sees none of the first user's
   assert.equal(await page2.evaluate(() => localStorage.getItem("viralclip.session")), null);
   await page2.screenshot({ path: join(ARTIFACTS, "phone-signed-out.png"), fullPage: true });
   await other.close();
+  await context.close();
+});
+
+// A valid MP4 of exactly `size` bytes: moov-at-end-2s.mp4 with its mdat padded with zeros (the
+// mdat comes before moov, so the chunk offsets stay right).
+function videoOfSize(size) {
+  const base = readFileSync(join(ROOT, "local/testkit/fixtures/moov-at-end-2s.mp4"));
+  const extra = size - base.length;
+  const out = Buffer.alloc(size);
+  let at = 0, w = 0;
+  while (at < base.length) {
+    const len = base.readUInt32BE(at);
+    const kind = base.toString("latin1", at + 4, at + 8);
+    if (kind === "mdat") {
+      out.writeUInt32BE(len + extra, w);
+      base.copy(out, w + 4, at + 4, at + len);
+      w += len + extra; // the padding is the zeros Buffer.alloc left
+    } else {
+      base.copy(out, w, at, at + len);
+      w += len;
+    }
+    at += len;
+  }
+  assert.equal(w, size);
+  return out;
+}
+
+test("a 50 MB file goes straight to storage in parts, a failed part is sent again, and it becomes ready", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "viralclip-big-"));
+  const path = join(dir, "big-50mb.mp4");
+  writeFileSync(path, videoOfSize(50_000_000));
+  const context = await browser.newContext({ viewport: DESKTOP });
+  const page = await context.newPage();
+  await signUp(page, "carol@example.com");
+  const puts = [];
+  let failedOnce = false;
+  // The store fails the first attempt at part 2 (as a dropped connection would).
+  await page.route((url) => url.searchParams.get("partNumber") === "2", async (route) => {
+    if (route.request().method() === "PUT" && !failedOnce) {
+      failedOnce = true;
+      return route.abort("connectionreset");
+    }
+    return route.continue();
+  });
+  page.on("request", (r) => { if (r.method() === "PUT") puts.push(r.url()); });
+
+  await page.locator("#file").setInputFiles(path);
+  await page.locator("#upload-progress").waitFor({ state: "visible" });
+  await page.locator("#upload-percent", { hasText: "100%" }).waitFor({ timeout: 120_000 });
+  const card = page.locator("#videos .video").filter({ hasText: "big-50mb" });
+  await card.waitFor();
+  assert.match(await card.textContent(), /0:02/, "duration read from the stored file");
+  await card.locator(".badge.ready").waitFor({ timeout: 30_000 });
+
+  const partTwo = puts.filter((u) => new URL(u).searchParams.get("partNumber") === "2");
+  assert.ok(failedOnce, "the first PUT of part 2 was dropped");
+  assert.equal(partTwo.length, 2, "part 2 was sent again");
+  assert.ok(puts.length >= 6, `the file went in parts: ${puts.length} PUTs`);
+  assert.ok(puts.every((u) => !u.includes("/viral-clip/")), "the bytes went to the store, not the API");
+  const video = await page.evaluate(async () => {
+    const { token } = JSON.parse(localStorage.getItem("viralclip.session"));
+    const r = await fetch("/viral-clip/videos", { headers: { Authorization: `Bearer ${token}` } });
+    return (await r.json()).items[0];
+  });
+  assert.equal(video.title, "big-50mb");
+  assert.equal(video.duration_seconds, 2);
+  assert.equal(video.status, "ready");
+  await page.screenshot({ path: join(ARTIFACTS, "desktop-after-large-upload.png"), fullPage: true });
   await context.close();
 });

@@ -178,28 +178,29 @@
     }
   }
 
+  // Files up to this size go in one request to /viral-clip/video/upload; larger ones straight
+  // to the object store through presigned URLs (the server writes the limit into the page).
+  const MAX_DIRECT_UPLOAD = Number(
+    (document.querySelector("meta[name='viralclip-max-upload-bytes']") || {}).content) || 6 * 1024 * 1024;
+  const PART_ATTEMPTS = 4;      // a failed part is sent again up to 3 times
+  const PARALLEL_PARTS = 3;
+
   function uploadFile(file) {
     const form = $("video-form");
     clearFieldErrors(form);
     showAlert("");
+    if (file.size > MAX_DIRECT_UPLOAD) { uploadLarge(file); return; }
     const data = new FormData();
     data.append("file", file, file.name);
     const opts = clipOptions();
     for (const k of CONFIG_FIELDS) data.append(k, String(opts[k]));
 
-    const bar = $("upload-bar"), percent = $("upload-percent");
-    $("upload-name").textContent = file.name;
-    bar.value = 0; percent.textContent = "0%";
-    $("upload-progress").hidden = false;
-
+    const progress = showProgress(file);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/viral-clip/video/upload");
     xhr.setRequestHeader("Authorization", "Bearer " + session.token);
     xhr.upload.onprogress = (ev) => {
-      if (ev.lengthComputable) {
-        const p = Math.round((ev.loaded / ev.total) * 100);
-        bar.value = p; percent.textContent = p + "%";
-      }
+      if (ev.lengthComputable) progress(Math.round((ev.loaded / ev.total) * 100));
     };
     xhr.onerror = () => {
       $("upload-progress").hidden = true;
@@ -209,7 +210,7 @@
       let body = null;
       try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
       if (xhr.status === 201) {
-        bar.value = 100; percent.textContent = "100% — added";
+        progress(100, "100% — added");
         setTimeout(() => { $("upload-progress").hidden = true; }, 1500);
         refresh(true);
         return;
@@ -221,6 +222,99 @@
       else setFieldError("file", err.message.replace(/\.$/, "")) || showAlert(err.message);
     };
     xhr.send(data);
+  }
+
+  function showProgress(file) {
+    const bar = $("upload-bar"), percent = $("upload-percent");
+    $("upload-name").textContent = file.name;
+    bar.value = 0; percent.textContent = "0%";
+    $("upload-progress").hidden = false;
+    return (p, text) => { bar.value = p; percent.textContent = text || (p + "%"); };
+  }
+
+  // PUTs one part (a Blob) to its presigned URL; resolves with the store's ETag.
+  function putPart(url, blob, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("PUT", url);
+      xhr.upload.onprogress = (ev) => onProgress(ev.loaded);
+      xhr.onerror = () => reject({ retry: true, message: "the connection to storage failed" });
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300) {
+          onProgress(blob.size);
+          resolve(xhr.getResponseHeader("ETag"));
+        } else {
+          // 5xx and 429 are worth another try; 403 means the URL expired or was refused
+          const retry = xhr.status >= 500 || xhr.status === 429;
+          reject({ retry, message: "storage answered " + xhr.status });
+        }
+      };
+      xhr.send(blob);
+    });
+  }
+
+  async function putPartWithRetries(part, blob, onProgress) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await putPart(part.url, blob, onProgress);
+      } catch (err) {
+        onProgress(0);
+        if (!err.retry || attempt >= PART_ATTEMPTS) throw err;
+        await new Promise((r) => setTimeout(r, 1000 * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  // The large-upload flow: ask for presigned URLs, PUT the parts (a few at a time, each
+  // retried), then ask the server to check the stored file and create the video.
+  async function uploadLarge(file) {
+    const progress = showProgress(file);
+    let started = null;
+    try {
+      started = await api("POST", "/viral-clip/video/uploads", Object.assign({
+        filename: file.name,
+        size_bytes: file.size,
+        content_type: file.type || "application/octet-stream",
+      }, clipOptions()));
+      const loaded = new Array(started.parts.length).fill(0);
+      const report = () => {
+        const sum = loaded.reduce((a, b) => a + b, 0);
+        progress(Math.min(99, Math.floor((sum / file.size) * 100)));
+      };
+      const etags = new Array(started.parts.length);
+      let next = 0;
+      const lane = async () => {
+        while (next < started.parts.length) {
+          const i = next++;
+          const part = started.parts[i];
+          const from = i * started.part_size;
+          const blob = file.slice(from, from + part.size_bytes);
+          etags[i] = await putPartWithRetries(part, blob, (n) => { loaded[i] = n; report(); });
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PARALLEL_PARTS, started.parts.length) }, lane));
+      progress(99, "99% — checking the file");
+      // Without every ETag (a store that hides the header) the server lists the parts itself.
+      const body = started.multipart && etags.every((e) => e)
+        ? { parts: started.parts.map((p, i) => ({ part_number: p.part_number, etag: etags[i] })) }
+        : {};
+      await api("POST", "/viral-clip/video/uploads/" + started.upload_id + "/complete", body);
+      progress(100, "100% — added");
+      setTimeout(() => { $("upload-progress").hidden = true; }, 1500);
+      refresh(true);
+    } catch (err) {
+      $("upload-progress").hidden = true;
+      if (started && err.status === undefined) {
+        // the bytes did not get through: give the upload up so nothing is left behind
+        api("DELETE", "/viral-clip/video/uploads/" + started.upload_id).catch(() => {});
+        showAlert("The upload failed: " + (err.message || "storage cannot be reached") + ". Please try again.");
+        return;
+      }
+      if (err.status === 401) return;
+      const aliases = { filename: "file", size_bytes: "file", content_type: "file" };
+      if (err.details && err.details.fields) showError(err, aliases);
+      else setFieldError("file", (err.message || "the upload failed").replace(/\.$/, "")) || showAlert(err.message);
+    }
   }
 
   // ---- the list -------------------------------------------------------------------------

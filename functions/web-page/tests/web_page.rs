@@ -1,5 +1,5 @@
 use testkit::{read_raw, request};
-use web_page::handler;
+use web_page::{handler, Page};
 
 #[tokio::test]
 async fn the_page_and_its_assets_are_served_with_their_types_and_no_outside_resources() {
@@ -14,7 +14,7 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_no_outside_reso
         ("/viral-clip/assets/placeholder.svg", "image/svg+xml"),
     ] {
         let (status, headers, body) = read_raw(
-            handler(request("GET", path, None, None, "".into()))
+            handler(&Page::default(), request("GET", path, None, None, "".into()))
                 .await
                 .unwrap(),
         );
@@ -30,7 +30,7 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_no_outside_reso
         }
     }
     let (_, _, html) = read_raw(
-        handler(request("GET", "/viral-clip", None, None, "".into()))
+        handler(&Page::default(), request("GET", "/viral-clip", None, None, "".into()))
             .await
             .unwrap(),
     );
@@ -41,7 +41,7 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_no_outside_reso
 #[tokio::test]
 async fn unknown_assets_are_404_and_other_methods_405() {
     let (status, _, _) = read_raw(
-        handler(request(
+        handler(&Page::default(), request(
             "GET",
             "/viral-clip/assets/nope.js",
             None,
@@ -53,7 +53,7 @@ async fn unknown_assets_are_404_and_other_methods_405() {
     );
     assert_eq!(status, 404);
     let (status, _, _) = read_raw(
-        handler(request(
+        handler(&Page::default(), request(
             "GET",
             "/viral-clip/assets/../../etc/passwd",
             None,
@@ -65,9 +65,34 @@ async fn unknown_assets_are_404_and_other_methods_405() {
     );
     assert_eq!(status, 404);
     let (status, _, _) = read_raw(
-        handler(request("POST", "/viral-clip", None, None, "".into()))
+        handler(&Page::default(), request("POST", "/viral-clip", None, None, "".into()))
             .await
             .unwrap(),
     );
     assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn the_page_knows_the_direct_upload_limit_and_may_put_to_the_object_store() {
+    let env = shared::config::Env::from_pairs([
+        ("MAX_UPLOAD_BYTES", "1048576"),
+        ("S3_ENDPOINT", "http://127.0.0.1:9100/"),
+    ]);
+    let page = Page::from_env(&env).unwrap();
+
+    let (status, headers, body) = read_raw(
+        handler(&page, request("GET", "/viral-clip", None, None, "".into()))
+            .await
+            .unwrap(),
+    );
+
+    assert_eq!(status, 200);
+    let html = String::from_utf8(body).unwrap();
+    assert!(html.contains(r#"name="viralclip-max-upload-bytes" content="1048576""#));
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("connect-src 'self' http://127.0.0.1:9100;"),
+        "{csp}"
+    );
+    assert!(Page::from_env(&shared::config::Env::from_pairs([("S3_ENDPOINT", "nope")])).is_err());
 }
