@@ -8,8 +8,8 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use shared::config::{ConfigError, Env};
 use shared::error::ApiError;
-use shared::ingest::IngestConfig;
 use shared::http as api;
+use shared::ingest::IngestConfig;
 
 /// (path under `/viral-clip`, content type, content)
 const FILES: &[(&str, &str, &str)] = &[

@@ -14,9 +14,12 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_no_outside_reso
         ("/viral-clip/assets/placeholder.svg", "image/svg+xml"),
     ] {
         let (status, headers, body) = read_raw(
-            handler(&Page::default(), request("GET", path, None, None, "".into()))
-                .await
-                .unwrap(),
+            handler(
+                &Page::default(),
+                request("GET", path, None, None, "".into()),
+            )
+            .await
+            .unwrap(),
         );
         assert_eq!(status, 200, "{path}");
         assert_eq!(headers["content-type"], content_type, "{path}");
@@ -30,9 +33,12 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_no_outside_reso
         }
     }
     let (_, _, html) = read_raw(
-        handler(&Page::default(), request("GET", "/viral-clip", None, None, "".into()))
-            .await
-            .unwrap(),
+        handler(
+            &Page::default(),
+            request("GET", "/viral-clip", None, None, "".into()),
+        )
+        .await
+        .unwrap(),
     );
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains("/viral-clip/assets/app.js") && html.contains("<label"));
@@ -41,33 +47,36 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_no_outside_reso
 #[tokio::test]
 async fn unknown_assets_are_404_and_other_methods_405() {
     let (status, _, _) = read_raw(
-        handler(&Page::default(), request(
-            "GET",
-            "/viral-clip/assets/nope.js",
-            None,
-            None,
-            "".into(),
-        ))
+        handler(
+            &Page::default(),
+            request("GET", "/viral-clip/assets/nope.js", None, None, "".into()),
+        )
         .await
         .unwrap(),
     );
     assert_eq!(status, 404);
     let (status, _, _) = read_raw(
-        handler(&Page::default(), request(
-            "GET",
-            "/viral-clip/assets/../../etc/passwd",
-            None,
-            None,
-            "".into(),
-        ))
+        handler(
+            &Page::default(),
+            request(
+                "GET",
+                "/viral-clip/assets/../../etc/passwd",
+                None,
+                None,
+                "".into(),
+            ),
+        )
         .await
         .unwrap(),
     );
     assert_eq!(status, 404);
     let (status, _, _) = read_raw(
-        handler(&Page::default(), request("POST", "/viral-clip", None, None, "".into()))
-            .await
-            .unwrap(),
+        handler(
+            &Page::default(),
+            request("POST", "/viral-clip", None, None, "".into()),
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(status, 405);
 }
