@@ -28,8 +28,9 @@ CREATE TABLE uploads (
     result_status   INTEGER,
     result_body     TEXT CHECK (result_body IS NULL OR json_valid(result_body)),
     expires_at      TEXT    NOT NULL,
-    -- set once nothing of it is left in the store but what a video row points at; the
-    -- worker's sweep retries the clean-up of ended uploads until it is set
+    -- set once nothing of it is left in the store but what a video row points at and its URLs
+    -- are dead (a completed upload at once; an aborted or failed one after its URLs expired,
+    -- since a client could PUT again until then); the worker's sweep cleans up until it is set
     cleaned_at      TEXT,
     created_at      TEXT    NOT NULL,
     updated_at      TEXT    NOT NULL,

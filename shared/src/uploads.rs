@@ -675,7 +675,8 @@ pub async fn abort(
     Ok(())
 }
 
-/// Removes an ended upload's parts and object; on failure the sweep tries again later.
+/// Removes an ended upload's parts and object. The sweep does it again once the upload's URLs
+/// have expired (a client could PUT again until then), and retries a failed clean-up.
 async fn clean(conn: &Connection, storage: &Storage, upload: &Upload) -> bool {
     let result = async {
         if let Some(id) = &upload.multipart_id {
@@ -685,7 +686,7 @@ async fn clean(conn: &Connection, storage: &Storage, upload: &Upload) -> bool {
     }
     .await;
     match result {
-        Ok(()) => match uploads::mark_cleaned(conn, upload.id).await {
+        Ok(()) => match uploads::mark_cleaned(conn, upload.id, crate::time::now()).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(upload_id = upload.id, error = %e, "clean-up not recorded; the sweep repeats it");
@@ -720,7 +721,7 @@ pub async fn sweep(
 ) -> Result<SweepReport, DbError> {
     let now = crate::time::now();
     let mut report = SweepReport::default();
-    for upload in uploads::to_clean(conn, now - grace, limit).await? {
+    for upload in uploads::to_clean(conn, now, now - grace, limit).await? {
         if matches!(
             upload.status,
             UploadStatus::Pending | UploadStatus::Completing

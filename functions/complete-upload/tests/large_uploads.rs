@@ -518,3 +518,44 @@ async fn storage_down_at_completion_is_a_503_and_the_upload_can_be_completed_lat
     assert_error(refused, 503, "unavailable");
     assert_eq!(status, 201);
 }
+
+#[tokio::test]
+async fn a_file_put_again_after_a_failed_check_is_removed_once_the_url_expires() {
+    // Arrange: a refused upload whose URL is still live for 2 s
+    let env = TestEnv::start().await;
+    let app = env
+        .app_with(|c| c.ingest.upload_url_ttl = std::time::Duration::from_secs(2))
+        .await;
+    let (_, token) = user(&app, "a@example.com").await;
+    let text = b"not a video".repeat(50);
+    let started = start_ok(&app, &token, "x.mp4", text.len()).await;
+    let url = started["parts"][0]["url"].as_str().unwrap().to_owned();
+    put_url(&url, text.clone()).await;
+    assert_eq!(complete(&app, &token, id(&started), None).await.0, 415);
+    let (again, _) = put_url(&url, text).await;
+    let storage = Storage::connect(&env.s3.storage_config(testkit::BUCKET)).await;
+    let conn = app.db.connect().await.unwrap();
+    let grace = std::time::Duration::ZERO;
+
+    // Act
+    let early = shared::uploads::sweep(&conn, &storage, grace, 100)
+        .await
+        .unwrap();
+    let left_early = env.object_keys().len();
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let late = shared::uploads::sweep(&conn, &storage, grace, 100)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(again, 200, "the URL was still valid");
+    assert_eq!(early.cleaned, 0, "URL still live: nothing to sweep yet");
+    assert_eq!(left_early, 1);
+    assert_eq!((late.expired, late.cleaned), (0, 1), "failed, not expired");
+    assert!(env.object_keys().is_empty());
+    assert_eq!(
+        env.count("SELECT count(*) FROM uploads WHERE cleaned_at IS NOT NULL")
+            .await,
+        1
+    );
+}

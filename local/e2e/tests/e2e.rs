@@ -182,6 +182,16 @@ impl Client {
         )
     }
 
+    fn delete(&self, path: &str, token: &str) -> u16 {
+        self.agent
+            .delete(&format!("{}{path}", self.base))
+            .header("authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"))
+            .status()
+            .as_u16()
+    }
+
     fn register(&self, email: &str) -> (i64, String) {
         let (status, body) = self.json(
             "POST",
@@ -314,6 +324,22 @@ fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
         got.body.collect().await.unwrap().into_bytes().to_vec()
     });
     assert_eq!(stored, video);
+
+    // A large upload through the router's path parameters: started, aborted (DELETE), refused.
+    let (status, started) = client.json(
+        "POST",
+        "/viral-clip/video/uploads",
+        Some(&token_b),
+        Some(json!({"filename": "big.mp4", "size_bytes": 100 * 1024 * 1024})),
+    );
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(started["multipart"], true);
+    let upload = started["upload_id"].as_i64().unwrap();
+    let path = format!("/viral-clip/video/uploads/{upload}");
+    assert_eq!(client.delete(&path, &token_a), 404, "not A's upload");
+    assert_eq!(client.delete(&path, &token_b), 204);
+    let (status, refused) = client.json("POST", &format!("{path}/complete"), Some(&token_b), None);
+    assert_eq!(status, 409, "{refused}");
 
     // Stop and start again: the history is still there, and the session still works.
     stack.stop();

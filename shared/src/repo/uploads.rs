@@ -213,8 +213,9 @@ pub async fn release(conn: &Connection, id: i64, token: &str) -> Result<bool, Db
     Ok(changed.is_some())
 }
 
-/// Ends a claimed upload: `completed` (with its video) or `failed` (its object already
-/// deleted), keeping the answer given.
+/// Ends a claimed upload: `completed` (with its video; nothing left to clean) or `failed` (its
+/// object already deleted, but its URL may still be live: the sweep deletes again after it
+/// expires), keeping the answer given.
 pub async fn finish(
     conn: &Connection,
     id: i64,
@@ -227,7 +228,8 @@ pub async fn finish(
     let changed = db::query_opt(
         conn,
         "UPDATE uploads SET status = ?3, claim_token = NULL, claim_until = NULL, video_source_id = ?4,
-                result_status = ?5, result_body = ?6, updated_at = ?7, cleaned_at = ?7
+                result_status = ?5, result_body = ?6, updated_at = ?7,
+                cleaned_at = CASE WHEN ?3 = 'completed' THEN ?7 END
           WHERE id = ?1 AND claim_token = ?2 AND status = 'completing'
           RETURNING 1",
         libsql::params![
@@ -266,10 +268,12 @@ pub async fn close(
     Ok(changed.is_some())
 }
 
-/// Uploads with something to clean up: ended ones not cleaned yet, and unfinished ones whose
-/// URLs expired before `cutoff`; oldest first.
+/// Uploads with something to clean up, oldest first: ended ones (aborted, failed) not cleaned
+/// since their URLs died at `now` (a client could PUT again until then), and unfinished ones
+/// whose URLs expired before `cutoff` (expiry plus the grace for completing).
 pub async fn to_clean(
     conn: &Connection,
+    now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<Upload>, DbError> {
@@ -278,21 +282,28 @@ pub async fn to_clean(
         &format!(
             "SELECT {COLUMNS} FROM uploads
               WHERE cleaned_at IS NULL
-                AND (status IN ('aborted', 'expired', 'failed') OR expires_at < ?1)
-              ORDER BY expires_at LIMIT ?2"
+                AND ((status IN ('aborted', 'expired', 'failed') AND expires_at < ?1)
+                     OR expires_at < ?2)
+              ORDER BY expires_at LIMIT ?3"
         ),
-        libsql::params![crate::time::format(cutoff), i64::from(limit)],
+        libsql::params![
+            crate::time::format(now),
+            crate::time::format(cutoff),
+            i64::from(limit)
+        ],
         from_row,
     )
     .await
 }
 
-/// Records that the upload's leftovers (parts, object) are gone.
-pub async fn mark_cleaned(conn: &Connection, id: i64) -> Result<(), DbError> {
+/// Records that the upload's leftovers (parts, object) are gone for good: only once its URLs
+/// have expired, since until then a client could still PUT to them.
+pub async fn mark_cleaned(conn: &Connection, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+    let now = crate::time::format(now);
     conn.execute(
         "UPDATE uploads SET cleaned_at = ?2 WHERE id = ?1 AND cleaned_at IS NULL
-            AND status IN ('aborted', 'expired', 'failed')",
-        libsql::params![id, crate::time::format(crate::time::now())],
+            AND status IN ('aborted', 'expired', 'failed') AND expires_at < ?2",
+        libsql::params![id, now],
     )
     .await?;
     Ok(())
