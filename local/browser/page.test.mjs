@@ -73,7 +73,22 @@ after(async () => {
 });
 
 async function signUp(page, email) {
-  await page.goto(`${api}/viral-clip`);
+  page.on("pageerror", (e) => console.error("[page error]", e.message));
+  page.on("console", (m) => { if (m.type() === "error") console.error("[console error]", m.text()); });
+  // Once in CI the sign-up form did not show on a fresh page; record what the page held, and
+  // load it once more before failing.
+  for (let attempt = 1; ; attempt++) {
+    await page.goto(`${api}/viral-clip`);
+    try {
+      await page.getByRole("tab", { name: "Create account" }).waitFor({ timeout: 10_000 });
+      break;
+    } catch (err) {
+      await page.screenshot({ path: join(ARTIFACTS, `sign-up-not-shown-${attempt}.png`), fullPage: true });
+      console.error(`[signUp] attempt ${attempt}: the sign-up form did not show; the page held:\n`,
+        (await page.content()).slice(0, 3000));
+      if (attempt >= 2) throw err;
+    }
+  }
   await page.getByRole("tab", { name: "Create account" }).click();
   await page.getByLabel("Email").fill(email);
   await page.getByLabel(/^Password/).fill("correct horse battery");

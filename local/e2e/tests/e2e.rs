@@ -112,6 +112,8 @@ impl Stack {
 struct Client {
     agent: ureq::Agent,
     base: String,
+    /// Every exchange with the API, for the OpenAPI check (`E2E_EXCHANGES`).
+    exchanges: std::cell::RefCell<Vec<Value>>,
 }
 
 impl Client {
@@ -124,6 +126,57 @@ impl Client {
         Self {
             agent,
             base: base.to_owned(),
+            exchanges: Default::default(),
+        }
+    }
+
+    /// Records an exchange and returns (status, JSON body or the text).
+    fn record(
+        &self,
+        method: &str,
+        path: &str,
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> (u16, Value) {
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header("content-type");
+        let mut headers = serde_json::Map::new();
+        for name in ["www-authenticate", "retry-after"] {
+            if let Some(v) = header(name) {
+                headers.insert(name.to_owned(), v.into());
+            }
+        }
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        self.exchanges.borrow_mut().push(json!({
+            "method": method, "path": path, "status": status,
+            "content_type": content_type, "headers": headers, "body": body,
+        }));
+        (status, body)
+    }
+
+    /// Appends the recorded exchanges to the file named by `E2E_EXCHANGES`, if set.
+    fn save_exchanges(&self) {
+        let Ok(path) = std::env::var("E2E_EXCHANGES") else {
+            return;
+        };
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        for ex in self.exchanges.borrow().iter() {
+            writeln!(file, "{ex}").unwrap();
         }
     }
 
@@ -136,7 +189,7 @@ impl Client {
     ) -> (u16, Value) {
         let url = format!("{}{path}", self.base);
         let auth = token.map(|t| format!("Bearer {t}"));
-        let mut resp = match (method, body) {
+        let resp = match (method, body) {
             ("GET", _) => {
                 let mut req = self.agent.get(&url);
                 if let Some(auth) = &auth {
@@ -156,40 +209,43 @@ impl Client {
             }
         }
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.record(method, path, resp)
     }
 
     fn upload(&self, token: &str, file_name: &str, bytes: &[u8]) -> (u16, Value) {
         let (content_type, body) =
             testkit::multipart(&[("aspect_ratio", "1:1")], &[("file", file_name, bytes)]);
-        let mut resp = self
+        let resp = self
             .agent
             .post(&format!("{}/viral-clip/video/upload", self.base))
             .header("authorization", &format!("Bearer {token}"))
             .header("content-type", &content_type)
             .send(&body[..])
             .unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.record("POST", "/viral-clip/video/upload", resp)
+    }
+
+    /// A raw body with a content type of the caller's choosing.
+    fn raw(&self, path: &str, token: Option<&str>, content_type: &str, body: &str) -> (u16, Value) {
+        let mut req = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("content-type", content_type);
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        let resp = req.send(body).unwrap();
+        self.record("POST", path, resp)
     }
 
     fn delete(&self, path: &str, token: &str) -> u16 {
-        self.agent
+        let resp = self
+            .agent
             .delete(&format!("{}{path}", self.base))
             .header("authorization", &format!("Bearer {token}"))
             .call()
-            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"))
-            .status()
-            .as_u16()
+            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
+        self.record("DELETE", path, resp).0
     }
 
     fn register(&self, email: &str) -> (i64, String) {
@@ -341,6 +397,62 @@ fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
     let (status, refused) = client.json("POST", &format!("{path}/complete"), Some(&token_b), None);
     assert_eq!(status, 409, "{refused}");
 
+    // A large upload in one presigned PUT, completed through the router.
+    let (status, started) = client.json(
+        "POST",
+        "/viral-clip/video/uploads",
+        Some(&token_b),
+        Some(
+            json!({"filename": "clip.mp4", "size_bytes": video.len(), "content_type": "video/mp4"}),
+        ),
+    );
+    assert_eq!(status, 201, "{started}");
+    let put = client
+        .agent
+        .put(started["parts"][0]["url"].as_str().unwrap())
+        .send(&video[..])
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let path = format!(
+        "/viral-clip/video/uploads/{}/complete",
+        started["upload_id"]
+    );
+    let (status, done) = client.json("POST", &path, Some(&token_b), None);
+    assert_eq!(status, 201, "{done}");
+    assert_eq!(done["video_source"]["duration_seconds"], 3);
+
+    // The error answers, as a client meets them (and as openapi.yaml describes them).
+    let cases: Vec<(u16, (u16, Value))> = vec![
+        (409, client.json("POST", "/auth/register", None,
+            Some(json!({"email": "ADA@example.com", "password": "correct horse battery"})))),
+        (401, client.json("POST", "/auth/login", None,
+            Some(json!({"email": "ada@example.com", "password": "wrong password"})))),
+        (422, client.json("POST", "/auth/register", None, Some(json!({"email": "nope", "password": "x"})))),
+        (401, client.json("GET", "/viral-clip/videos", None, None)),
+        (401, client.json("GET", "/viral-clip/videos", Some("not-a-token"), None)),
+        (422, client.json("GET", "/viral-clip/videos?status=done", Some(&token_a), None)),
+        (422, client.json("GET", "/viral-clip/videos?limit=0", Some(&token_a), None)),
+        (200, client.json("GET", "/viral-clip/videos?status=ready&limit=1", Some(&token_a), None)),
+        (404, client.json("GET", "/viral-clip/jobs/999999", Some(&token_a), None)),
+        (404, client.json("GET", &format!("/viral-clip/jobs/{}", link_b["processing_job"]["id"]), Some(&token_a), None)),
+        (422, client.json("POST", "/viral-clip/video/youtube", Some(&token_a),
+            Some(json!({"youtube_url": "https://youtube.com.evil.example/watch?v=dQw4w9WgXcQ", "colour": 1})))),
+        (400, client.raw("/viral-clip/video/youtube", Some(&token_a), "application/json", "{not json")),
+        (400, client.raw("/viral-clip/video/youtube", Some(&token_a), "text/plain", "hello")),
+        (415, client.upload(&token_a, "notes.mp4", b"just some text, not a video at all")),
+        (422, client.json("POST", "/viral-clip/video/uploads", Some(&token_a), Some(json!({"filename": ""})))),
+        (413, client.json("POST", "/viral-clip/video/uploads", Some(&token_a),
+            Some(json!({"filename": "huge.mp4", "size_bytes": 20u64 << 30})))),
+        (404, client.json("POST", "/viral-clip/video/uploads/999999/complete", Some(&token_a), None)),
+    ];
+    for (want, (status, body)) in &cases {
+        assert_eq!(status, want, "{body}");
+        if *want >= 400 {
+            assert!(body["error"]["code"].is_string(), "{body}");
+        }
+    }
+    client.save_exchanges();
+
     // Stop and start again: the history is still there, and the session still works.
     stack.stop();
     let stack = Stack::start(&data_dir, api_port, s3_port);
@@ -358,5 +470,6 @@ fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
         Some(json!({"email": "ada@example.com", "password": "correct horse battery"})),
     );
     assert_eq!(status, 200, "{login}");
+    client.save_exchanges();
     stack.stop();
 }

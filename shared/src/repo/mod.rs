@@ -8,6 +8,20 @@ pub mod video_sources;
 
 use libsql::{Connection, TransactionBehavior};
 
+/// A table's column list (`"a, b, c"`) qualified with a table alias (`"v.a, v.b, v.c"`).
+pub(crate) fn qualified(columns: &str, alias: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many columns a column list names.
+pub(crate) fn width(columns: &str) -> i32 {
+    columns.split(", ").count() as i32
+}
+
 use crate::db::{retry_busy, DbError};
 use processing_jobs::{NewJob, ProcessingJob};
 use video_sources::{NewVideoSource, VideoSource};

@@ -131,11 +131,7 @@ pub async fn get_for_user(
     id: i64,
     user_id: i64,
 ) -> Result<Option<ProcessingJob>, DbError> {
-    let cols = COLUMNS
-        .split(", ")
-        .map(|c| format!("j.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = super::qualified(COLUMNS, "j");
     db::query_opt(
         conn,
         &format!(

@@ -133,16 +133,8 @@ pub async fn list_for_user(
     after: Option<&HistoryPosition>,
     limit: u32,
 ) -> Result<Vec<(VideoSource, Option<ProcessingJob>)>, DbError> {
-    let video_cols = COLUMNS
-        .split(", ")
-        .map(|c| format!("v.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let job_cols = jobs::COLUMNS
-        .split(", ")
-        .map(|c| format!("j.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let video_cols = super::qualified(COLUMNS, "v");
+    let job_cols = super::qualified(jobs::COLUMNS, "j");
     let mut sql = format!(
         "SELECT {video_cols}, {job_cols}
            FROM video_sources v
@@ -169,7 +161,7 @@ pub async fn list_for_user(
         " ORDER BY v.created_at DESC, v.id DESC LIMIT ?{}",
         params.len()
     ));
-    let video_width = COLUMNS.split(", ").count() as i32;
+    let video_width = super::width(COLUMNS);
     db::query_all(conn, &sql, params, |r| {
         let video = from_row_at(r, 0)?;
         let job = match r.get_value(video_width)? {
