@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, existsSync, readFileSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import { mkdtempSync, existsSync, readFileSync, mkdirSync, openSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
@@ -252,4 +252,5 @@ test("a 50 MB file goes straight to storage in parts, a failed part is sent agai
   assert.equal(video.status, "ready");
   await page.screenshot({ path: join(ARTIFACTS, "desktop-after-large-upload.png"), fullPage: true });
   await context.close();
+  rmSync(dir, { recursive: true, force: true });
 });
