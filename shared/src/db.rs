@@ -199,6 +199,16 @@ pub async fn query_one<T>(
         .ok_or_else(|| DbError::Corrupt(format!("expected a row from: {sql}")))
 }
 
+/// Runs a write ending in `RETURNING 1` (rows read to the end); `true` when it wrote a row —
+/// the guarded `UPDATE … WHERE <state>` / `INSERT … ON CONFLICT DO NOTHING` pattern.
+pub async fn wrote_row(
+    conn: &Connection,
+    sql: &str,
+    params: impl IntoParams,
+) -> Result<bool, DbError> {
+    Ok(query_opt(conn, sql, params, |r| int(r, 0)).await?.is_some())
+}
+
 /// Retries `op` a few times, with jittered back-off, while the database answers busy.
 /// SQLite's busy handler is not first-come-first-served, so a writer can be starved past its
 /// timeout; this bounded retry is the second line of defence. `op` must be atomic (a single

@@ -588,18 +588,16 @@ async fn check(
             ),
         )));
     }
-    media::inspect_ranged(size, |start, len| storage.read_range(key, start, len))
-        .await
-        .map_err(|e| match e {
-            RangedError::Media(MediaError::NotAVideo(msg)) => Problem::Final(
-                ApiError::UnsupportedMediaType(format!("{msg}: upload an MP4 or MOV video")),
-            ),
-            RangedError::Media(MediaError::Damaged(msg)) => Problem::Final(ApiError::field(
-                "file",
-                format!("cannot be read as a video: {msg}"),
-            )),
-            RangedError::Read(e) => retry(e),
-        })
+    probe(storage, key, size).await.map_err(|e| match e {
+        RangedError::Media(MediaError::NotAVideo(msg)) => Problem::Final(
+            ApiError::UnsupportedMediaType(format!("{msg}: upload an MP4 or MOV video")),
+        ),
+        RangedError::Media(MediaError::Damaged(msg)) => Problem::Final(ApiError::field(
+            "file",
+            format!("cannot be read as a video: {msg}"),
+        )),
+        RangedError::Read(e) => retry(e),
+    })
 }
 
 /// Every part from 1 to `count`, once, in order.
@@ -628,7 +626,8 @@ fn check_part_numbers(parts: &[PartTag], count: u32) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Where an upload's checks stand, for a probe outside a request (benchmarks, tools).
+/// Reads a stored video's headers and duration by ranged GETs (completion's check; also for
+/// benchmarks and tools).
 pub async fn probe(
     storage: &Storage,
     key: &str,

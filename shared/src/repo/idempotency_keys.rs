@@ -46,7 +46,7 @@ pub async fn insert(
     response_body: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbError> {
-    let inserted = db::query_opt(
+    db::wrote_row(
         conn,
         "INSERT INTO idempotency_keys (user_id, route, key, request_hash, video_source_id, response_body, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -61,8 +61,6 @@ pub async fn insert(
             response_body,
             crate::time::format(now),
         ],
-        |r| db::int(r, 0),
     )
-    .await?;
-    Ok(inserted.is_some())
+    .await
 }

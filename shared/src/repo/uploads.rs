@@ -201,16 +201,14 @@ pub async fn claim(
 
 /// Gives a claimed upload back (`pending`): the client can fix what was wrong and try again.
 pub async fn release(conn: &Connection, id: i64, token: &str) -> Result<bool, DbError> {
-    let changed = db::query_opt(
+    db::wrote_row(
         conn,
         "UPDATE uploads SET status = 'pending', claim_token = NULL, claim_until = NULL, updated_at = ?3
           WHERE id = ?1 AND claim_token = ?2 AND status = 'completing'
           RETURNING 1",
         libsql::params![id, token, crate::time::format(crate::time::now())],
-        |r| db::int(r, 0),
     )
-    .await?;
-    Ok(changed.is_some())
+    .await
 }
 
 /// Ends a claimed upload: `completed` (with its video; nothing left to clean) or `failed` (its
@@ -225,7 +223,7 @@ pub async fn finish(
     result_status: u16,
     result_body: &str,
 ) -> Result<bool, DbError> {
-    let changed = db::query_opt(
+    db::wrote_row(
         conn,
         "UPDATE uploads SET status = ?3, claim_token = NULL, claim_until = NULL, video_source_id = ?4,
                 result_status = ?5, result_body = ?6, updated_at = ?7,
@@ -241,10 +239,8 @@ pub async fn finish(
             result_body,
             crate::time::format(crate::time::now())
         ],
-        |r| db::int(r, 0),
     )
-    .await?;
-    Ok(changed.is_some())
+    .await
 }
 
 /// Marks an unfinished upload `aborted` or `expired` (nobody completing it right now);
@@ -256,16 +252,14 @@ pub async fn close(
     now: DateTime<Utc>,
 ) -> Result<bool, DbError> {
     let now = crate::time::format(now);
-    let changed = db::query_opt(
+    db::wrote_row(
         conn,
         "UPDATE uploads SET status = ?2, claim_token = NULL, claim_until = NULL, updated_at = ?3
           WHERE id = ?1 AND (status = 'pending' OR (status = 'completing' AND claim_until < ?3))
           RETURNING 1",
         libsql::params![id, status.as_str(), now],
-        |r| db::int(r, 0),
     )
-    .await?;
-    Ok(changed.is_some())
+    .await
 }
 
 /// Uploads with something to clean up, oldest first: ended ones (aborted, failed) not cleaned
