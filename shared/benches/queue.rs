@@ -2,7 +2,8 @@
 //!
 //! Every figure runs against a fresh SQLite file (WAL, synchronous = NORMAL) in a temporary
 //! directory, through the same `shared` code the functions use. Options:
-//! `--jobs N` (claim/complete workload, default 20000), `--claims N` (latency samples, default 2000).
+//! `--jobs N` (claim/complete workload, default 20000), `--claims N` (latency samples, default 2000),
+//! `--peer-workload` (only the workload of `local/bench/queue_peers.sh`, as one JSON line).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
@@ -33,6 +34,23 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+
+    if args.iter().any(|a| a == "--peer-workload") {
+        // The workload run against the PyPI queues: enqueue `jobs` one per transaction, then
+        // drain them with 1 and 4 workers, one job per claim and as the worker claims (batches).
+        let (path, user) = rt.block_on(fresh(dir.path(), "peer-enqueue"));
+        let enqueue = jobs as f64 / rt.block_on(enqueue(&path, user, jobs, 1));
+        let figures = json!({
+            "jobs": jobs,
+            "enqueue": enqueue,
+            "drain_one_by_one_1": drain(&rt, dir.path(), jobs, 1, Mode::Plain),
+            "drain_one_by_one_4": drain(&rt, dir.path(), jobs, 4, Mode::Plain),
+            "drain_batched_1": drain(&rt, dir.path(), jobs, 1, Mode::Batched),
+            "drain_batched_4": drain(&rt, dir.path(), jobs, 4, Mode::Batched),
+        });
+        println!("{figures}");
+        return;
+    }
 
     println!("# queue benchmark");
     println!("machine: {}", machine());

@@ -64,6 +64,33 @@ impl Fixture {
         (v.id, j.id)
     }
 
+    /// `n` more queued jobs (each with its YouTube video) for `user_id`.
+    async fn queue_jobs(&self, user_id: i64, n: usize) {
+        for _ in 0..n {
+            let video = NewVideoSource {
+                user_id,
+                source_type: Some(shared::model::SourceType::Youtube),
+                source_url: Some("https://www.youtube.com/watch?v=dQw4w9WgXcQ".into()),
+                youtube_video_id: Some("dQw4w9WgXcQ".into()),
+                ..Default::default()
+            };
+            let job = NewJob {
+                job_type: JOB_TYPE_TRANSCRIPTION_AND_CLIPPING.into(),
+                payload: json!({}),
+                max_attempts: 3,
+            };
+            repo::create_video_with_job(&self.conn, &video, &job)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        db::query_one(&self.conn, sql, (), |r| db::int(r, 0))
+            .await
+            .unwrap()
+    }
+
     async fn job(&self, id: i64) -> repo::processing_jobs::ProcessingJob {
         repo::processing_jobs::get(&self.conn, id)
             .await
@@ -293,4 +320,152 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
         .await,
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_under_load_leaves_every_job_completed_exactly_once() {
+    // Arrange: 150 queued jobs, a worker process running 8 at a time (0.2 s each, 1 s lease).
+    let f = Fixture::new().await;
+    let user = repo::users::insert(&f.conn, "load@example.com", "x")
+        .await
+        .unwrap()
+        .unwrap();
+    f.queue_jobs(user.id, 150).await;
+    let mut child = Command::new(Path::new(env!("CARGO_BIN_EXE_worker")))
+        .arg("--standalone")
+        .env("DATABASE_URL", &f.url)
+        .env("WORKER_CONCURRENCY", "8")
+        .env("JOB_LEASE_SECONDS", "1")
+        .env("POLL_INTERVAL_SECONDS", "0.05")
+        .env("DUMMY_PIPELINE_STEP_SECONDS", "0.05")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Act: 50 more jobs arrive while it works; it is SIGKILLed with jobs in flight.
+    f.queue_jobs(user.id, 50).await;
+    wait_for(
+        "the child to finish 40 jobs with others in flight",
+        Duration::from_secs(60),
+        || async {
+            f.count("SELECT count(*) FROM processing_jobs WHERE status = 'completed'")
+                .await
+                >= 40
+                && f.count("SELECT count(*) FROM processing_jobs WHERE status = 'running'")
+                    .await
+                    > 0
+        },
+    )
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_by_child = f
+        .count("SELECT count(*) FROM processing_jobs WHERE status = 'completed'")
+        .await;
+    let in_flight = f
+        .count("SELECT count(*) FROM processing_jobs WHERE status = 'running'")
+        .await;
+    assert!(in_flight > 0, "the kill landed with jobs running");
+
+    let cfg = WorkerConfig {
+        poll_interval: Duration::from_millis(50),
+        concurrency: 8,
+        max_run: Duration::from_secs(30),
+        stop_when_idle: true,
+        queue: QueueConfig {
+            lease: Duration::from_secs(1),
+            ..QueueConfig::default()
+        },
+    };
+    let rescuer = Worker::new(
+        f.db.clone(),
+        DummyPipeline {
+            step: Duration::from_millis(10),
+        },
+        cfg,
+    );
+    let rescued = std::cell::Cell::new(0);
+    wait_for(
+        "another worker to drain the queue",
+        Duration::from_secs(60),
+        || async {
+            let report = rescuer
+                .run_until(tokio::time::Instant::now() + Duration::from_secs(10))
+                .await
+                .unwrap();
+            rescued.set(rescued.get() + report.completed);
+            f.count("SELECT count(*) FROM processing_jobs WHERE status <> 'completed'")
+                .await
+                == 0
+        },
+    )
+    .await;
+    let done_by_rescuer = rescued.get() as i64;
+
+    // Assert: 200 completions in all, each job once; only the jobs cut off ran twice.
+    assert_eq!(f.count("SELECT count(*) FROM processing_jobs").await, 200);
+    assert_eq!(
+        done_by_child + done_by_rescuer,
+        200,
+        "completed by the child ({done_by_child}) + by the rescuer ({done_by_rescuer})"
+    );
+    assert_eq!(
+        f.count("SELECT count(*) FROM processing_jobs WHERE attempts = 2")
+            .await,
+        in_flight,
+        "exactly the jobs in flight at the kill ran a second time"
+    );
+    assert_eq!(
+        f.count(
+            "SELECT count(*) FROM processing_jobs WHERE attempts NOT IN (1, 2) OR progress <> 100"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        f.count("SELECT count(*) FROM video_sources WHERE status <> 'ready'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_invocation_cut_off_by_its_timeout_mid_job_leaves_the_job_to_the_next_invocation() {
+    // Arrange: one 2 s job; leases of 1 s.
+    let f = Fixture::new().await;
+    let (video_id, job_id) = f.queued_job().await;
+    let env = Env::from_pairs([
+        ("DATABASE_URL", f.url.as_str()),
+        ("POLL_INTERVAL_SECONDS", "0.05"),
+        ("WORKER_STOP_WHEN_IDLE", "true"),
+        ("JOB_LEASE_SECONDS", "1"),
+    ]);
+    let state = AppState::from_env(&env).await.unwrap();
+    let invoke = || handler(&state, LambdaEvent::new(json!({}), Context::default()));
+
+    // Act: the platform ends the invocation 0.7 s in (its timeout), in the middle of the job.
+    let cut = tokio::time::timeout(Duration::from_millis(700), invoke()).await;
+    assert!(cut.is_err(), "the invocation was still working");
+    let job = f.job(job_id).await;
+    assert_eq!(job.status, JobStatus::Running);
+    assert!(job.progress < 100.0);
+
+    // the next scheduled invocations, until one finds the lease expired and finishes the job
+    wait_for(
+        "a later invocation to finish the job",
+        Duration::from_secs(30),
+        || async {
+            invoke().await.unwrap();
+            f.job(job_id).await.status == JobStatus::Completed
+        },
+    )
+    .await;
+
+    // Assert
+    let job = f.job(job_id).await;
+    assert_eq!(job.attempts, 2, "the cut-off attempt counts");
+    assert_eq!(job.progress, 100.0);
+    assert_eq!(f.video_status(video_id).await, VideoStatus::Ready);
 }

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use bench::{ms, percentile};
 use serde_json::json;
 use shared::history::encode_cursor;
 use shared::repo::video_sources::HistoryPosition;
@@ -14,14 +15,8 @@ use testkit::{json_request, read, request, user, TestEnv};
 const SAMPLES: usize = 2_000;
 const HISTORY: usize = 10_000;
 
-fn percentiles(mut times: Vec<Duration>) -> (Duration, Duration) {
-    times.sort();
-    let at = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
-    (at(0.50), at(0.99))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+fn percentiles(times: Vec<Duration>) -> (Duration, Duration) {
+    (percentile(&times, 0.50), percentile(&times, 0.99))
 }
 
 fn main() {

@@ -103,6 +103,13 @@ impl S3Server {
     pub fn stop(&mut self) {
         self.tasks.abort_all();
     }
+
+    /// Serves the same files on the same address again, after [`S3Server::stop`].
+    pub async fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        *self = Self::serve(&self.root.clone(), self.addr).await?;
+        Ok(())
+    }
 }
 
 impl Drop for S3Server {
