@@ -159,15 +159,21 @@ async fn replay(conn: &Connection, key: &IdempotencyKey) -> Result<Option<Outcom
 
 /// What else the transaction that creates a video records.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Record<'a> {
-    Nothing,
-    /// The request's `Idempotency-Key` and the response.
-    Key(&'a IdempotencyKey),
-    /// A large upload, claimed with `token`, becomes `completed` with this video.
-    Upload {
-        id: i64,
-        token: &'a str,
-    },
+pub(crate) struct Record<'a> {
+    /// The request's `Idempotency-Key`, stored with the response.
+    pub key: Option<&'a IdempotencyKey>,
+    /// An upload claimed with this token (id, token) becomes `completed` with this video.
+    pub upload: Option<(i64, &'a str)>,
+}
+
+/// A write's database error as the API answers it: the user row gone (a valid token of a
+/// deleted account) is a 401.
+fn answer(e: DbError) -> ApiError {
+    if e.is_foreign_key_violation() {
+        ApiError::Unauthorized("your account no longer exists; sign up or sign in again".into())
+    } else {
+        e.into()
+    }
 }
 
 /// Writes the video, its job and what `record` says in one transaction.
@@ -190,22 +196,22 @@ pub(crate) async fn create(
             processing_job,
         })
         .map_err(|e| DbError::Corrupt(e.to_string()))?;
-        let recorded = match record {
-            Record::Nothing => true,
-            Record::Key(key) => idempotency_keys::insert(&tx, key, video_id, &body, now).await?,
-            Record::Upload { id, token } => {
-                uploads::finish(
-                    &tx,
-                    id,
-                    token,
-                    UploadStatus::Completed,
-                    Some(video_id),
-                    201,
-                    &body,
-                )
-                .await?
-            }
+        let mut recorded = match record.key {
+            Some(key) => idempotency_keys::insert(&tx, key, video_id, &body, now).await?,
+            None => true,
         };
+        if let (true, Some((id, token))) = (recorded, record.upload) {
+            recorded = uploads::finish(
+                &tx,
+                id,
+                token,
+                UploadStatus::Completed,
+                Some(video_id),
+                201,
+                &body,
+            )
+            .await?;
+        }
         if !recorded {
             tx.rollback().await?;
             return Ok(None); // a concurrent request with the same key (or claim) won
@@ -218,20 +224,19 @@ pub(crate) async fn create(
         Ok(Some(body)) => Ok(Outcome::Created(body)),
         // Only a keyed request can lose the race to a concurrent twin: answer with the twin's.
         Ok(None) => match record {
-            Record::Key(key) => replay(conn, key)
+            Record { key: Some(key), .. } => replay(conn, key)
                 .await?
                 .ok_or_else(|| ApiError::Internal("idempotency key vanished".into())),
-            Record::Upload { .. } => Err(ApiError::Conflict(
+            Record {
+                upload: Some(_), ..
+            } => Err(ApiError::Conflict(
                 "another request is completing this upload; ask again in a few seconds".into(),
             )),
-            Record::Nothing => Err(ApiError::Internal(
+            Record { .. } => Err(ApiError::Internal(
                 "a request without a key lost a key race".into(),
             )),
         },
-        Err(e) if e.is_foreign_key_violation() => Err(ApiError::Unauthorized(
-            "your account no longer exists; sign up or sign in again".into(),
-        )),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(answer(e)),
     }
 }
 
@@ -291,9 +296,16 @@ pub async fn submit_youtube(
         thumbnail_url: Some(submission.link.thumbnail_url()),
         ..Default::default()
     };
-    let record = key.as_ref().map_or(Record::Nothing, Record::Key);
+    let record = Record {
+        key: key.as_ref(),
+        upload: None,
+    };
     create(conn, &video, &new_job(cfg, &submission.config), record).await
 }
+
+/// How long a direct upload's intent is held by its request: past the longest a function
+/// runs (15 minutes on Lambda), so the sweep never takes an object a live request still owns.
+pub const DIRECT_UPLOAD_CLAIM: chrono::Duration = chrono::Duration::minutes(16);
 
 /// A parsed `POST /viral-clip/video/upload` form.
 #[derive(Debug, Clone)]
@@ -512,7 +524,31 @@ pub async fn upload_video(
             return Ok(outcome);
         }
     }
+    // The intent first: a claimed `uploads` row naming the object, written before any byte
+    // reaches the store. Should this request die half-way (the store gone mid-PUT, the function
+    // killed), an object nobody answered for is still known, and the worker's sweep removes it
+    // once the claim has run out. The video's transaction completes it.
     let object_key = new_video_key(user_id);
+    let token = uuid::Uuid::new_v4().to_string();
+    let now = crate::time::now();
+    let size = form.file.len() as u64;
+    let intent = uploads::NewUpload {
+        user_id,
+        object_key: object_key.clone(),
+        multipart_id: None,
+        filename: form.title.clone().unwrap_or_else(|| "upload".into()),
+        content_type: "video/mp4".into(),
+        size_bytes: size,
+        part_size: size,
+        part_count: 1,
+        title: form.title.clone(),
+        payload: form.config.to_payload(),
+        expires_at: now, // there is no URL to expire: only the claim guards it
+    };
+    let claim_until = now + DIRECT_UPLOAD_CLAIM;
+    let intent = retry_busy(|| uploads::insert(conn, &intent, Some((&token, claim_until)), now))
+        .await
+        .map_err(answer)?;
     storage.put_video(&object_key, form.file.clone()).await?;
     let video = NewVideoSource {
         user_id,
@@ -522,12 +558,16 @@ pub async fn upload_video(
         duration_seconds: form.duration_seconds,
         ..Default::default()
     };
-    let record = key.as_ref().map_or(Record::Nothing, Record::Key);
+    let record = Record {
+        key: key.as_ref(),
+        upload: Some((intent.id, &token)),
+    };
     let outcome = create(conn, &video, &new_job(cfg, &form.config), record).await;
     if !matches!(outcome, Ok(Outcome::Created(_))) {
-        // No row points at the object (an error, or a concurrent twin request won): remove it.
+        // No video points at the object (an error, or a concurrent twin request won): remove
+        // it now; the intent stays, so the sweep removes it again should this delete fail.
         if let Err(e) = storage.delete(&object_key).await {
-            tracing::error!(key = %object_key, error = %e, "could not delete an orphaned upload");
+            tracing::warn!(key = %object_key, error = %e, "could not delete an unused upload; the sweep will");
         }
     }
     outcome

@@ -212,7 +212,7 @@ pub async fn start(
         payload: req.config.to_payload(),
         expires_at,
     };
-    let upload = match retry_busy(|| uploads::insert(conn, &new, now)).await {
+    let upload = match retry_busy(|| uploads::insert(conn, &new, None, now)).await {
         Ok(upload) => upload,
         Err(e) => {
             if let Some(id) = &multipart_id {
@@ -497,9 +497,9 @@ pub async fn complete(
                 payload: upload.payload.clone(),
                 max_attempts: cfg.job_max_attempts,
             };
-            let record = Record::Upload {
-                id: upload.id,
-                token: &token,
+            let record = Record {
+                key: None,
+                upload: Some((upload.id, &token)),
             };
             match ingest::create(conn, &video, &job, record).await {
                 Ok(outcome) => Ok(Completion::Done(outcome)),

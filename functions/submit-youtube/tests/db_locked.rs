@@ -13,25 +13,40 @@ const CLIENTS: usize = 16;
 const REQUESTS_EACH: usize = 4;
 const LOCK_HELD: Duration = Duration::from_secs(3);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+// a thread per client, as sixteen function instances would each have their own
+#[tokio::test(flavor = "multi_thread", worker_threads = 16)]
 async fn a_database_locked_for_3_s_makes_requests_wait_or_answer_503_and_loses_none() {
-    // Arrange: sixteen users, and a separate writer that takes the write lock.
+    // Arrange: one user on sixteen connections, and another writer holding the write lock.
     let env = TestEnv::start().await;
     let app = Arc::new(env.app().await);
-    let mut tokens = Vec::new();
-    for i in 0..CLIENTS {
-        tokens.push(user(&app, &format!("user{i}@example.com")).await.1);
-    }
-    let other = Db::open_file(&env.db_path).await.unwrap();
-    let locker = other.connect().await.unwrap();
-    locker.execute("BEGIN IMMEDIATE", ()).await.unwrap();
-    let locked_at = Instant::now();
+    let (_, token) = user(&app, "ada@example.com").await;
+    // The other writer is another process in real life: here an OS thread of its own, so the
+    // clients' waits (SQLite's busy handler blocks its thread) cannot delay its release.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let db_path = env.db_path.clone();
+    let locker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let db = Db::open_file(&db_path).await.unwrap();
+            let conn = db.connect().await.unwrap();
+            conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(LOCK_HELD);
+            let releasing = Instant::now();
+            conn.execute("COMMIT", ()).await.unwrap();
+            releasing
+        })
+    });
+    locked_rx.recv().unwrap();
 
     // Act: every client submits its links while the lock is held; a 503 is retried with the
     // same Idempotency-Key, as the contract tells clients to.
     let mut clients = Vec::new();
-    for (i, token) in tokens.into_iter().enumerate() {
-        let app = app.clone();
+    for i in 0..CLIENTS {
+        let (app, token) = (app.clone(), token.clone());
         clients.push(tokio::spawn(async move {
             let mut outcomes = Vec::new(); // (statuses in order, video id, answered at)
             for n in 0..REQUESTS_EACH {
@@ -66,13 +81,11 @@ async fn a_database_locked_for_3_s_makes_requests_wait_or_answer_503_and_loses_n
             outcomes
         }));
     }
-    tokio::time::sleep(LOCK_HELD.saturating_sub(locked_at.elapsed())).await;
-    let releasing = Instant::now();
-    locker.execute("COMMIT", ()).await.unwrap();
     let mut outcomes = Vec::new();
     for client in clients {
         outcomes.extend(client.await.unwrap());
     }
+    let releasing = locker.join().unwrap();
 
     // Assert: every request ended 201 (after waiting, or after 503s and a retry), once each.
     assert_eq!(outcomes.len(), CLIENTS * REQUESTS_EACH);
@@ -88,6 +101,11 @@ async fn a_database_locked_for_3_s_makes_requests_wait_or_answer_503_and_loses_n
         .await as usize;
     assert_eq!(rows, outcomes.len(), "no request lost, none written twice");
     assert_eq!(jobs, outcomes.len(), "each video has its queued job");
+    let last = outcomes.iter().map(|(_, _, at)| *at).max().unwrap();
+    eprintln!(
+        "the last request was answered {:.2} s after the lock was released",
+        (last - releasing).as_secs_f64()
+    );
     let answered_503 = outcomes.iter().filter(|(s, _, _)| s[0] == 503).count();
     eprintln!(
         "{} requests: {} waited for the lock and got 201, {} got 503 first and 201 on retry",

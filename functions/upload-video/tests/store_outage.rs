@@ -27,7 +27,7 @@ async fn uploads_while_the_store_stops_and_returns_get_201_or_503_and_leave_noth
         let (_, token) = user(&app, &format!("user{i}@example.com")).await;
         let (app, video, phase) = (app.clone(), video.clone(), phase.clone());
         clients.push(tokio::spawn(async move {
-            let mut seen = Vec::new(); // (phase when sent, status, body)
+            let mut seen = Vec::new(); // (phase when sent, phase when answered, status, body)
             loop {
                 let sent_in = phase.load(Ordering::SeqCst);
                 if sent_in == DONE {
@@ -46,16 +46,19 @@ async fn uploads_while_the_store_stops_and_returns_get_201_or_503_and_leave_noth
                     assert_eq!(body["error"]["code"], "unavailable", "{body}");
                     assert!(headers.contains_key("retry-after"));
                 }
-                seen.push((sent_in, status, body));
+                seen.push((sent_in, phase.load(Ordering::SeqCst), status, body));
             }
         }));
     }
 
-    // Act: up, stopped mid-run for a second, back on the same address (no restart of the app).
+    // Act: up, stopped mid-run for 6 s (longer than the S3 client's own retries ride out),
+    // back on the same address; the application is not restarted.
     tokio::time::sleep(Duration::from_millis(500)).await;
     env.s3.stop();
+    // stopping takes effect as its tasks are next polled: requests of that instant count as "up"
+    tokio::time::sleep(Duration::from_millis(100)).await;
     phase.store(DOWN, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
     env.s3.restart().await.unwrap();
     phase.store(BACK, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1_000)).await;
@@ -65,40 +68,83 @@ async fn uploads_while_the_store_stops_and_returns_get_201_or_503_and_leave_noth
         seen.extend(client.await.unwrap());
     }
 
-    // Assert: only 201 or 503; 503s while it was down; 201s before and after.
-    let count = |p: u8, s: u16| {
+    // Assert: only 201 or 503; 503s while it was down, no 201 answered then; 201s before and after.
+    let count = |sent: u8, answered: u8, status: u16| {
         seen.iter()
-            .filter(|(ph, st, _)| *ph == p && *st == s)
+            .filter(|(s, a, st, _)| (*s, *a, *st) == (sent, answered, status))
             .count()
     };
-    for (_, status, body) in &seen {
+    eprintln!(
+        "sent and answered up: {} x 201, {} x 503; down: {} x 503; back: {} x 201, {} x 503",
+        count(UP, UP, 201),
+        count(UP, UP, 503),
+        count(DOWN, DOWN, 503),
+        count(BACK, BACK, 201),
+        count(BACK, BACK, 503)
+    );
+    for (_, _, status, body) in &seen {
         assert!(*status == 201 || *status == 503, "{status} {body}");
     }
-    assert!(count(UP, 201) > 0, "uploads succeed before the outage");
-    assert!(count(DOWN, 503) > 0, "the outage is answered 503");
-    assert_eq!(
-        count(DOWN, 201),
-        0,
-        "nothing is stored while the store is down"
-    );
+    assert!(count(UP, UP, 201) > 0, "uploads succeed before the outage");
+    assert!(count(DOWN, DOWN, 503) > 0, "the outage is answered 503");
+    let stored_while_down = seen
+        .iter()
+        .filter(|(_, a, st, _)| *a == DOWN && *st == 201)
+        .count();
+    assert_eq!(stored_while_down, 0, "no 201 while the store is down");
     assert!(
-        count(BACK, 201) > 0,
+        count(BACK, BACK, 201) > 0,
         "uploads succeed again without a restart"
     );
 
     // Nothing half-written: each answered 201 has its row and its object; no other rows or objects.
     let answered: BTreeSet<String> = seen
         .iter()
-        .filter(|(_, s, _)| *s == 201)
-        .map(|(_, _, b)| b["video_source"]["file_path"].as_str().unwrap().to_owned())
+        .filter(|(_, _, s, _)| *s == 201)
+        .map(|(_, _, _, b)| b["video_source"]["file_path"].as_str().unwrap().to_owned())
         .collect();
     let rows = env.count("SELECT count(*) FROM video_sources").await as usize;
     let jobs = env.count("SELECT count(*) FROM processing_jobs").await as usize;
     let objects: BTreeSet<String> = env.object_keys().into_iter().collect();
     assert_eq!(rows, answered.len(), "one row per 201");
     assert_eq!(jobs, answered.len(), "one job per 201");
-    assert_eq!(objects, answered, "one object per 201, no orphans");
+    // An object nobody answered 201 for (the store took the bytes, the answer was lost) is
+    // known to its request's intent row ...
+    let unanswered: BTreeSet<String> = objects.difference(&answered).cloned().collect();
+    let intents: BTreeSet<String> = env
+        .strings("SELECT object_key FROM uploads WHERE status = 'completing'")
+        .await
+        .into_iter()
+        .collect();
+    assert!(
+        unanswered.is_subset(&intents),
+        "objects without a row that knows them: {:?}",
+        unanswered.difference(&intents).take(3).collect::<Vec<_>>()
+    );
+    assert!(answered.is_subset(&objects), "every 201 has its object");
     for key in &answered {
         assert_eq!(env.object(key).as_deref(), Some(video.as_slice()), "{key}");
     }
+    // ... and the worker's sweep removes it once the claim has run out (moved into the past here).
+    let db = shared::db::Db::open_file(&env.db_path).await.unwrap();
+    let conn = db.connect().await.unwrap();
+    conn.execute(
+        "UPDATE uploads SET claim_until = '2000-01-01T00:00:00.000Z' WHERE status = 'completing'",
+        (),
+    )
+    .await
+    .unwrap();
+    let storage = shared::storage::Storage::connect(&env.s3.storage_config(testkit::BUCKET)).await;
+    let report = shared::uploads::sweep(&conn, &storage, Duration::ZERO, 10_000)
+        .await
+        .unwrap();
+    eprintln!("{} unanswered objects, sweep: {report:?}", unanswered.len());
+    assert_eq!(report.failed, 0);
+    let objects: BTreeSet<String> = env.object_keys().into_iter().collect();
+    assert_eq!(
+        objects.len(),
+        answered.len(),
+        "after the sweep: one object per 201"
+    );
+    assert_eq!(objects, answered);
 }

@@ -382,7 +382,7 @@ async fn storage_down_is_503_and_no_row_is_written() {
 }
 
 #[tokio::test]
-async fn when_the_rows_cannot_be_written_after_the_put_the_object_is_deleted() {
+async fn an_upload_by_a_vanished_account_is_401_and_stores_nothing() {
     let env = TestEnv::start().await;
     let app = env.app().await;
     // a valid token for an account that does not exist: the video row's foreign key fails

@@ -222,6 +222,15 @@ impl TestEnv {
             .await
             .unwrap()
     }
+
+    /// The first column of every row from SQL, as text, on the test's database.
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
+        let db = shared::db::Db::open_file(&self.db_path).await.unwrap();
+        let conn = db.connect().await.unwrap();
+        shared::db::query_all(&conn, sql, (), |r| shared::db::text(r, 0))
+            .await
+            .unwrap()
+    }
 }
 
 /// A request as API Gateway (HTTP API) would hand it over.

@@ -121,18 +121,26 @@ fn to_i64(v: u64) -> Result<i64, DbError> {
     i64::try_from(v).map_err(|_| DbError::Corrupt(format!("{v} does not fit a column")))
 }
 
+/// Records a new upload: `pending`, or already `completing` under `claim` (token, until) when
+/// the caller itself is about to store and complete it.
 pub async fn insert(
     conn: &Connection,
     new: &NewUpload,
+    claim: Option<(&str, DateTime<Utc>)>,
     now: DateTime<Utc>,
 ) -> Result<Upload, DbError> {
     let now = crate::time::format(now);
+    let (token, until) = claim.map_or((None, None), |(t, u)| {
+        (Some(t), Some(crate::time::format(u)))
+    });
     db::query_one(
         conn,
         &format!(
             "INSERT INTO uploads (user_id, object_key, multipart_id, filename, content_type, size_bytes,
-                 part_size, part_count, title, payload, expires_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+                 part_size, part_count, title, payload, expires_at, created_at, updated_at,
+                 status, claim_token, claim_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12,
+                 CASE WHEN ?13 IS NULL THEN 'pending' ELSE 'completing' END, ?13, ?14)
              RETURNING {COLUMNS}"
         ),
         libsql::params![
@@ -148,6 +156,8 @@ pub async fn insert(
             new.payload.to_string(),
             crate::time::format(new.expires_at),
             now,
+            token,
+            until,
         ],
         from_row,
     )
