@@ -43,8 +43,7 @@ class Front(http.server.BaseHTTPRequestHandler):
 
     def forward(self):
         global rewritten
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self.read_body()
         if body and is_text(self.headers.get("Content-Type")):
             try:
                 body.decode("utf-8")
@@ -52,7 +51,9 @@ class Front(http.server.BaseHTTPRequestHandler):
                 body = body.decode("utf-8", errors="replace").encode("utf-8")
                 with lock:
                     rewritten += 1
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP | {"content-length"}
+        }
         headers["Content-Length"] = str(len(body))
         upstream = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
         try:
@@ -69,8 +70,25 @@ class Front(http.server.BaseHTTPRequestHandler):
         finally:
             upstream.close()
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = forward
-    do_TRACE = do_CONNECT = forward
+    def read_body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def __getattr__(self, name):
+        # every method, the unusual ones too (QUERY, PROPFIND, ...): the stack answers them
+        if name.startswith("do_"):
+            return self.forward
+        raise AttributeError(name)
 
     def log_message(self, *args):
         pass

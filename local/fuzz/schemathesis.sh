@@ -34,11 +34,13 @@ for _ in $(seq 1 100); do [ -s "$tmp/front.port" ] && break; sleep 0.1; done
 
 token=$(new_user_token "fuzz-$(date +%s)-$RANDOM@example.com")
 
-"$ST" run openapi.yaml \
+# from the temporary directory: schemathesis keeps its example database (.hypothesis/) in the
+# working directory, and nothing should write into the checkout
+(cd "$tmp" && "$ST" run "$ROOT/openapi.yaml" \
     --url "http://127.0.0.1:$(cat "$tmp/front.port")" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" \
     --request-timeout 30 \
     --seed 7 \
-    --no-color
+    --no-color)
