@@ -239,7 +239,12 @@ impl Function {
 }
 
 /// Keeps `instances` processes of `binary` running against `function`'s Runtime API.
-pub fn supervise(function: &Arc<Function>, binary: PathBuf, env: Vec<(String, String)>, instances: usize) {
+pub fn supervise(
+    function: &Arc<Function>,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    instances: usize,
+) {
     for instance in 0..instances {
         let (function, binary, env) = (function.clone(), binary.clone(), env.clone());
         tokio::spawn(async move {
@@ -250,7 +255,10 @@ pub fn supervise(function: &Arc<Function>, binary: PathBuf, env: Vec<(String, St
                     .env("AWS_LAMBDA_FUNCTION_NAME", &function.name)
                     .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
                     .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-                    .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", function.name))
+                    .env(
+                        "AWS_LAMBDA_LOG_GROUP_NAME",
+                        format!("/aws/lambda/{}", function.name),
+                    )
                     .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{instance}"))
                     .kill_on_drop(true)
                     .spawn();
@@ -303,9 +311,17 @@ impl Gateway {
             .and_then(|rest| rest.strip_suffix("/invocations"))
         {
             let Some(function) = self.functions.get(name) else {
-                return json_reply(StatusCode::NOT_FOUND, &json!({"message": "Function not found"}));
+                return json_reply(
+                    StatusCode::NOT_FOUND,
+                    &json!({"message": "Function not found"}),
+                );
             };
-            let event = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let event = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             return match function.invoke(event, self.invoke_timeout).await {
                 Some(Ok(body)) => Response::builder()
                     .header("content-type", "application/json")
@@ -316,7 +332,10 @@ impl Gateway {
                     .header("x-amz-function-error", "Unhandled")
                     .body(Full::new(Bytes::from(error)))
                     .expect("response"),
-                None => json_reply(StatusCode::GATEWAY_TIMEOUT, &json!({"message": "Task timed out"})),
+                None => json_reply(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &json!({"message": "Task timed out"}),
+                ),
             };
         }
         let method = req.method().as_str().to_owned();
@@ -329,7 +348,10 @@ impl Gateway {
             return json_reply(StatusCode::NOT_FOUND, &json!({"message": "Not Found"}));
         };
         let Some(function) = self.functions.get(&route.function) else {
-            return json_reply(StatusCode::INTERNAL_SERVER_ERROR, &json!({"message": "Internal Server Error"}));
+            return json_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"message": "Internal Server Error"}),
+            );
         };
         let event = match http_event(req, route, params, peer).await {
             Ok(event) => event,
@@ -415,7 +437,9 @@ async fn http_event(
             true,
         ),
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let route_key = format!("{} {}", route.method, route.path);
     let host = headers
         .get("host")
@@ -457,7 +481,12 @@ async fn http_event(
 
 /// Content API Gateway hands over as text; anything else goes base64-encoded.
 fn is_text(content_type: &str) -> bool {
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     media.is_empty()
         || media.starts_with("text/")
         || media == "application/json"
@@ -482,11 +511,21 @@ fn http_response(body: &[u8]) -> Result<Reply, String> {
         }
     }
     for (name, values) in v["multiValueHeaders"].as_object().into_iter().flatten() {
-        for value in values.as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for value in values
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             reply = reply.header(name, value);
         }
     }
-    for cookie in v["cookies"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+    for cookie in v["cookies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         reply = reply.header("set-cookie", cookie);
     }
     let text = v["body"].as_str().unwrap_or("");
@@ -497,7 +536,9 @@ fn http_response(body: &[u8]) -> Result<Reply, String> {
     } else {
         text.as_bytes().to_vec()
     };
-    reply.body(Full::new(Bytes::from(bytes))).map_err(|e| e.to_string())
+    reply
+        .body(Full::new(Bytes::from(bytes)))
+        .map_err(|e| e.to_string())
 }
 
 fn decode_path(segment: &str) -> String {
@@ -533,8 +574,14 @@ mod tests {
             path: "/viral-clip/jobs/{job_id}".into(),
             function: "get-job".into(),
         };
-        assert_eq!(route.matches("/viral-clip/jobs/42").unwrap()["job_id"], "42");
-        assert_eq!(route.matches("/viral-clip/jobs/a%20b").unwrap()["job_id"], "a b");
+        assert_eq!(
+            route.matches("/viral-clip/jobs/42").unwrap()["job_id"],
+            "42"
+        );
+        assert_eq!(
+            route.matches("/viral-clip/jobs/a%20b").unwrap()["job_id"],
+            "a b"
+        );
         assert!(route.matches("/viral-clip/jobs/").is_none());
         assert!(route.matches("/viral-clip/jobs/1/x").is_none());
         assert!(route.matches("/viral-clip/job/1").is_none());
@@ -542,7 +589,9 @@ mod tests {
 
     #[test]
     fn the_router_of_cargo_toml_is_read() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"))
+                .unwrap();
         let routes = routes_from_cargo_toml(&text).unwrap();
         assert!(routes.iter().any(|r| r.method == "DELETE"
             && r.path == "/viral-clip/video/uploads/{upload_id}"

@@ -33,9 +33,11 @@ async fn main() -> ExitCode {
         ["gateway", addr, bin_dir, env_file, cargo_toml] => {
             serve_gateway(addr, bin_dir, env_file, cargo_toml).await
         }
-        _ => Err("usage: devstack s3 <addr> <root-dir> <bucket> | devstack migrate <database-url> \
+        _ => Err(
+            "usage: devstack s3 <addr> <root-dir> <bucket> | devstack migrate <database-url> \
              | devstack gateway <addr> <bin-dir> <env-file> <Cargo.toml>"
-            .into()),
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -63,9 +65,9 @@ async fn serve_gateway(
     cargo_toml: &str,
 ) -> Result<(), String> {
     let number = |name: &str, default: u64| -> Result<u64, String> {
-        std::env::var(name)
-            .ok()
-            .map_or(Ok(default), |v| v.parse().map_err(|e| format!("{name}={v}: {e}")))
+        std::env::var(name).ok().map_or(Ok(default), |v| {
+            v.parse().map_err(|e| format!("{name}={v}: {e}"))
+        })
     };
     let instances = number("GATEWAY_INSTANCES", 2)?.max(1) as usize;
     let http_timeout = Duration::from_secs(number("GATEWAY_TIMEOUT_SECONDS", 30)?);
@@ -99,7 +101,12 @@ async fn serve_gateway(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    tracing::info!(addr, instances, functions = functions.len(), "gateway ready");
+    tracing::info!(
+        addr,
+        instances,
+        functions = functions.len(),
+        "gateway ready"
+    );
     let gateway = Arc::new(gateway::Gateway {
         routes,
         functions,
