@@ -3,29 +3,22 @@
 //! `local/bench/cold_start.sh` builds the binaries (`cargo build --release`, the profile that
 //! ships) and runs this with `cargo bench -p bench --bench cold_start [-- --runs N]`.
 //!
-//! For each run a fresh Runtime API (the `2018-06-01` endpoints the `lambda_runtime` crate
-//! calls) listens on a random port with one event; the binary is started with the Lambda
-//! environment variables and the function's own settings, and the time from spawn to its
-//! response arriving is the cold start: process start, config, DB open + migration check,
-//! S3 client, the first request handled. The process is then killed. Runs are interleaved
-//! across binaries so noise spreads evenly; one unmeasured run per binary comes first.
+//! Each binary polls a Lambda Runtime API of its own (`devstack::gateway::Function`, the one
+//! the local stack runs) holding one event; it is started with the Lambda environment variables
+//! and the function's own settings, and the time from spawn to its response arriving is the
+//! cold start: process start, config, DB open + migration check, S3 client, the first request
+//! handled. The process is then killed. Runs are interleaved across binaries so noise spreads
+//! evenly; one unmeasured run per binary comes first.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use bench::{machine, ms, percentile};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use devstack::gateway::Function;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 /// (binary, method, path, body, the status its response must carry)
 const FUNCTIONS: &[(&str, &str, &str, &str, u16)] = &[
@@ -96,6 +89,10 @@ fn main() {
         );
     }
 
+    let mut functions = BTreeMap::new();
+    for (name, ..) in FUNCTIONS {
+        functions.insert(*name, rt.block_on(Function::start(name)).unwrap());
+    }
     let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     for round in 0..=runs {
         for (name, method, path, body, status) in FUNCTIONS {
@@ -104,7 +101,12 @@ fn main() {
             } else {
                 http_event(method, path, body)
             };
-            let (took, response) = rt.block_on(cold_start(&release.join(name), &env, name, &event));
+            let (took, response) = rt.block_on(cold_start(
+                &release.join(name),
+                &env,
+                &functions[name],
+                &event,
+            ));
             if name != &"worker" {
                 assert_eq!(
                     response["statusCode"].as_u64(),
@@ -197,110 +199,33 @@ fn http_event(method: &str, path: &str, body: &str) -> Value {
     })
 }
 
-/// Starts `bin` against a fresh Runtime API holding `event`; returns the time from spawn to
-/// the response and the response itself.
+/// Starts `bin` against `function`'s Runtime API, which holds `event`; returns the time from
+/// spawn to the response, and the response.
 async fn cold_start(
-    bin: &PathBuf,
+    bin: &Path,
     env: &[(String, String)],
-    name: &str,
+    function: &Function,
     event: &Value,
 ) -> (Duration, Value) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Result<Value, String>)>();
-    let event = Bytes::from(serde_json::to_vec(event).unwrap());
-    let served = Arc::new(AtomicBool::new(false));
-    let server = tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            let (tx, event, served) = (tx.clone(), event.clone(), served.clone());
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (tx, event, served) = (tx.clone(), event.clone(), served.clone());
-                        async move { runtime_api(req, &tx, event, &served).await }
-                    });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(socket), service)
-                    .await;
-            });
-        }
-    });
-
     let started = Instant::now();
-    let mut child = Command::new(bin)
+    let mut child = tokio::process::Command::new(bin)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_RUNTIME_API", function.runtime_api.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", &function.name)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let (at, response) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .unwrap_or_else(|_| panic!("{name}: no response within 30 s"))
-        .unwrap();
-    let took = at - started;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    server.abort();
-    let response = response.unwrap_or_else(|e| panic!("{name} reported an error: {e}"));
-    (took, response)
-}
-
-type Reply = Response<Full<Bytes>>;
-
-async fn runtime_api(
-    req: Request<hyper::body::Incoming>,
-    tx: &mpsc::UnboundedSender<(Instant, Result<Value, String>)>,
-    event: Bytes,
-    served: &AtomicBool,
-) -> Result<Reply, Infallible> {
-    let path = req.uri().path().to_owned();
-    if path.ends_with("/invocation/next") {
-        if served.swap(true, Ordering::SeqCst) {
-            // one invocation per cold start: the next one never comes
-            std::future::pending::<()>().await;
-        }
-        let deadline =
-            SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(60);
-        return Ok(Response::builder()
-            .header("lambda-runtime-aws-request-id", "cold-start-1")
-            .header(
-                "lambda-runtime-deadline-ms",
-                deadline.as_millis().to_string(),
-            )
-            .header(
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:123456789012:function:cold-start",
-            )
-            .header(
-                "lambda-runtime-trace-id",
-                "Root=1-00000000-000000000000000000000000",
-            )
-            .header("content-type", "application/json")
-            .body(Full::new(event))
-            .unwrap());
-    }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let at = Instant::now();
-    let outcome = if path.ends_with("/response") {
-        serde_json::from_slice(&body).map_err(|e| format!("unreadable response: {e}"))
-    } else {
-        Err(format!("{path}: {}", String::from_utf8_lossy(&body)))
-    };
-    let _ = tx.send((at, outcome));
-    Ok(Response::builder()
-        .status(202)
-        .body(Full::new(Bytes::from_static(b"{\"status\":\"OK\"}")))
-        .unwrap())
+    let event = Bytes::from(serde_json::to_vec(event).unwrap());
+    let outcome = function.invoke(event, Duration::from_secs(30)).await;
+    let took = started.elapsed();
+    child.kill().await.unwrap();
+    let name = &function.name;
+    let body = outcome
+        .unwrap_or_else(|| panic!("{name}: no response within 30 s"))
+        .unwrap_or_else(|e| panic!("{name} reported an error: {e}"));
+    (took, serde_json::from_slice(&body).unwrap())
 }
 
 fn median(t: &[Duration]) -> Duration {

@@ -9,7 +9,7 @@
 //!   `bin-dir` with the settings of `env-file` (KEY=VALUE lines), `GATEWAY_INSTANCES` (2)
 //!   processes each, `GATEWAY_TIMEOUT_SECONDS` (30) per HTTP request. Runs until SIGINT/SIGTERM.
 
-mod gateway;
+use devstack::gateway;
 
 use std::process::ExitCode;
 use std::sync::Arc;
