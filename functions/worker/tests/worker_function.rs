@@ -191,6 +191,21 @@ where
     }
 }
 
+/// An in-process worker taking over after a crash: 1 s leases, polling every 50 ms.
+fn rescuer(f: &Fixture, concurrency: usize, step: Duration) -> Worker<DummyPipeline> {
+    let cfg = WorkerConfig {
+        poll_interval: Duration::from_millis(50),
+        concurrency,
+        max_run: Duration::from_secs(30),
+        stop_when_idle: true,
+        queue: QueueConfig {
+            lease: Duration::from_secs(1),
+            ..QueueConfig::default()
+        },
+    };
+    Worker::new(f.db.clone(), DummyPipeline { step }, cfg)
+}
+
 #[tokio::test]
 async fn a_worker_process_killed_mid_job_leaves_the_job_to_another_worker_after_its_lease() {
     let f = Fixture::new().await;
@@ -225,23 +240,7 @@ async fn a_worker_process_killed_mid_job_leaves_the_job_to_another_worker_after_
     child.kill().unwrap(); // SIGKILL: no clean-up of any kind
     child.wait().unwrap();
 
-    let cfg = WorkerConfig {
-        poll_interval: Duration::from_millis(50),
-        concurrency: 2,
-        max_run: Duration::from_secs(30),
-        stop_when_idle: true,
-        queue: QueueConfig {
-            lease: Duration::from_secs(1),
-            ..QueueConfig::default()
-        },
-    };
-    let rescuer = Worker::new(
-        f.db.clone(),
-        DummyPipeline {
-            step: Duration::from_millis(50),
-        },
-        cfg,
-    );
+    let rescuer = rescuer(&f, 2, Duration::from_millis(50));
     wait_for(
         "another worker to finish the job",
         Duration::from_secs(30),
@@ -369,23 +368,7 @@ async fn a_worker_killed_under_load_leaves_every_job_completed_exactly_once() {
         .await;
     assert!(in_flight > 0, "the kill landed with jobs running");
 
-    let cfg = WorkerConfig {
-        poll_interval: Duration::from_millis(50),
-        concurrency: 8,
-        max_run: Duration::from_secs(30),
-        stop_when_idle: true,
-        queue: QueueConfig {
-            lease: Duration::from_secs(1),
-            ..QueueConfig::default()
-        },
-    };
-    let rescuer = Worker::new(
-        f.db.clone(),
-        DummyPipeline {
-            step: Duration::from_millis(10),
-        },
-        cfg,
-    );
+    let rescuer = rescuer(&f, 8, Duration::from_millis(10));
     let rescued = std::cell::Cell::new(0);
     wait_for(
         "another worker to drain the queue",

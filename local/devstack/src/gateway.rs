@@ -118,23 +118,10 @@ impl Function {
             in_flight: Mutex::new(HashMap::new()),
         });
         let served = function.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let function = served.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let function = function.clone();
-                        async move { Ok::<_, Infallible>(function.runtime_api(req).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(socket), service)
-                        .await;
-                });
-            }
-        });
+        tokio::spawn(serve_http(listener, move |req, _| {
+            let function = served.clone();
+            async move { function.runtime_api(req).await }
+        }));
         Ok(function)
     }
 
@@ -287,21 +274,11 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            let Ok((socket, peer)) = listener.accept().await else {
-                continue;
-            };
+        serve_http(listener, move |req, peer| {
             let gateway = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let gateway = gateway.clone();
-                    async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(socket), service)
-                    .await;
-            });
-        }
+            async move { gateway.handle(req, peer).await }
+        })
+        .await
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Reply {
@@ -371,6 +348,29 @@ impl Gateway {
                 &json!({"message": "Service Unavailable"}),
             ),
         }
+    }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on `listener`, each request answered by `handle` (request, peer).
+async fn serve_http<H, F>(listener: TcpListener, handle: H)
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Reply> + Send + 'static,
+{
+    loop {
+        let Ok((socket, peer)) = listener.accept().await else {
+            continue;
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let answer = handle(req, peer);
+                async move { Ok::<_, Infallible>(answer.await) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(socket), service)
+                .await;
+        });
     }
 }
 
