@@ -152,6 +152,9 @@ fn main() {
 fn function_env(dir: &Path, s3_endpoint: &str) -> Vec<(String, String)> {
     [
         ("RUST_LOG", "info"),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("LANG", "en_US.UTF-8"),
+        ("TZ", ":UTC"),
         (
             "DATABASE_URL",
             &format!("file:{}", dir.join("cold.db").display()),
@@ -208,7 +211,10 @@ async fn cold_start(
     event: &Value,
 ) -> (Duration, Value) {
     let started = Instant::now();
+    // Only the function's environment, as Lambda starts it (nothing of this shell's, such as
+    // SSL_CERT_DIR, which would make the TLS setup read every file of a certificate folder).
     let mut child = tokio::process::Command::new(bin)
+        .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AWS_LAMBDA_RUNTIME_API", function.runtime_api.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", &function.name)
