@@ -34,16 +34,20 @@ def item(i):
 # ---- litequeue -------------------------------------------------------------------------------
 
 
-def lite_enqueue(path, n):
-    from litequeue import LiteQueue
-
-    q = LiteQueue(path, timeout=60)
+def timed_puts(q, n):
+    """Seconds to put n items, one by one; closes q."""
     started = time.perf_counter()
     for i in range(n):
         q.put(item(i))
     elapsed = time.perf_counter() - started
     q.close()
     return elapsed
+
+
+def lite_enqueue(path, n):
+    from litequeue import LiteQueue
+
+    return timed_puts(LiteQueue(path, timeout=60), n)
 
 
 def lite_worker(path, ready, go, out):
@@ -86,13 +90,7 @@ def lite_drain(path, workers):
 def ack_enqueue(path, n):
     from persistqueue import SQLiteAckQueue
 
-    q = SQLiteAckQueue(path, multithreading=True, auto_commit=True)
-    started = time.perf_counter()
-    for i in range(n):
-        q.put(item(i))
-    elapsed = time.perf_counter() - started
-    q.close()
-    return elapsed
+    return timed_puts(SQLiteAckQueue(path, multithreading=True, auto_commit=True), n)
 
 
 def ack_drain(path, workers):

@@ -91,6 +91,15 @@ impl Fixture {
             .unwrap()
     }
 
+    /// The job completed on its second attempt (`why` the first one counts) and its video is
+    /// ready.
+    async fn assert_done_on_second_attempt(&self, job_id: i64, video_id: i64, why: &str) {
+        let job = self.job(job_id).await;
+        assert_eq!(job.attempts, 2, "{why}");
+        assert_eq!(job.progress, 100.0);
+        assert_eq!(self.video_status(video_id).await, VideoStatus::Ready);
+    }
+
     async fn job(&self, id: i64) -> repo::processing_jobs::ProcessingJob {
         repo::processing_jobs::get(&self.conn, id)
             .await
@@ -254,18 +263,11 @@ async fn a_worker_process_killed_mid_job_leaves_the_job_to_another_worker_after_
     )
     .await;
 
-    let job = f.job(job_id).await;
-    assert_eq!(job.attempts, 2, "the killed attempt counts");
-    assert_eq!(job.progress, 100.0);
-    assert_eq!(f.video_status(video_id).await, VideoStatus::Ready);
-    let running = db::query_one(
-        &f.conn,
-        "SELECT count(*) FROM processing_jobs WHERE status = 'running'",
-        (),
-        |r| db::int(r, 0),
-    )
-    .await
-    .unwrap();
+    f.assert_done_on_second_attempt(job_id, video_id, "the killed attempt counts")
+        .await;
+    let running = f
+        .count("SELECT count(*) FROM processing_jobs WHERE status = 'running'")
+        .await;
     assert_eq!(running, 0);
 }
 
@@ -447,8 +449,6 @@ async fn an_invocation_cut_off_by_its_timeout_mid_job_leaves_the_job_to_the_next
     .await;
 
     // Assert
-    let job = f.job(job_id).await;
-    assert_eq!(job.attempts, 2, "the cut-off attempt counts");
-    assert_eq!(job.progress, 100.0);
-    assert_eq!(f.video_status(video_id).await, VideoStatus::Ready);
+    f.assert_done_on_second_attempt(job_id, video_id, "the cut-off attempt counts")
+        .await;
 }
