@@ -59,7 +59,7 @@ pub struct App {
 impl App {
     pub async fn new(cfg: AppConfig) -> Result<Self, StartupError> {
         let db = Db::open(&cfg.database).await?;
-        crate::migrations::migrate(&db.connect().await?).await?;
+        crate::migrations::migrate(&*db.connect().await?).await?;
         let storage = match &cfg.storage {
             Some(s) => Some(Storage::connect(s).await),
             None => None,

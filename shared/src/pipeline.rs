@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use libsql::Connection;
+use crate::db::PooledConnection;
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -54,13 +54,13 @@ pub trait Pipeline: Send + Sync + 'static {
 
 /// A running job's line to the queue: progress reports double as heartbeats.
 pub struct Progress {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<PooledConnection>>,
     queue: Queue,
     lease: Lease,
 }
 
 impl Progress {
-    pub fn new(conn: Arc<Mutex<Connection>>, queue: Queue, lease: Lease) -> Self {
+    pub fn new(conn: Arc<Mutex<PooledConnection>>, queue: Queue, lease: Lease) -> Self {
         Self { conn, queue, lease }
     }
 

@@ -1,15 +1,18 @@
 //! Object storage: any S3-compatible endpoint through `aws-sdk-s3` (AWS S3, MinIO, Garage, the
 //! embedded s3s-fs of the local stack), with the client settings that work on all of them.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{
-    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    Credentials, HttpClient, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    RuntimeComponents, SharedHttpClient,
 };
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
+use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
 use bytes::Bytes;
 
 use crate::config::{ConfigError, Env};
@@ -23,9 +26,13 @@ pub struct StorageConfig {
     pub bucket: String,
     /// `S3_REGION` (default `us-east-1`).
     pub region: String,
-    /// Fixed credentials (tests); `None` uses the standard AWS chain (`AWS_ACCESS_KEY_ID` /
-    /// `AWS_SECRET_ACCESS_KEY`, the function's role, …).
+    /// Keys used as they are: `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` when both are set
+    /// (Lambda sets them to the function role's session), or fixed keys in tests. `None` builds
+    /// the AWS default chain (profile files, SSO, web identity, container and instance roles),
+    /// which costs ~3 ms of cold start (it builds an STS client and a second TLS setup).
     pub static_credentials: Option<(String, String)>,
+    /// `AWS_SESSION_TOKEN`, which goes with role keys such as Lambda's.
+    pub session_token: Option<String>,
 }
 
 impl std::fmt::Debug for StorageConfig {
@@ -57,7 +64,10 @@ impl StorageConfig {
             region: env
                 .optional("S3_REGION")
                 .unwrap_or_else(|| "us-east-1".into()),
-            static_credentials: None,
+            static_credentials: env
+                .optional("AWS_ACCESS_KEY_ID")
+                .zip(env.optional("AWS_SECRET_ACCESS_KEY")),
+            session_token: env.optional("AWS_SESSION_TOKEN"),
         })
     }
 }
@@ -98,6 +108,42 @@ where
     }
 }
 
+/// The SDK's default HTTPS client (hyper, rustls with aws-lc, proxy settings from the
+/// environment), built on the S3 client's first request instead of with the client. Building it
+/// reads and parses the whole CA bundle (~1 ms of CPU, BENCHMARKS.md "Cold start"); a cold start
+/// whose request never reaches S3 (a refused token, bad input, presigning an upload URL) no
+/// longer pays for it, and one that does pays it beside a TLS handshake that costs far more.
+#[derive(Debug, Default)]
+struct LazyHttpsClient {
+    client: OnceLock<SharedHttpClient>,
+}
+
+impl HttpClient for LazyHttpsClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        use aws_smithy_http_client::proxy::ProxyConfig;
+        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+        use aws_smithy_http_client::{Builder, ConnectorBuilder};
+        self.client
+            .get_or_init(|| {
+                Builder::new().build_with_connector_fn(|settings, components| {
+                    let mut connector = ConnectorBuilder::default()
+                        .tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+                    connector.set_connector_settings(settings.cloned());
+                    if let Some(components) = components {
+                        connector.set_sleep_impl(components.sleep_impl());
+                    }
+                    connector.set_proxy_config(Some(ProxyConfig::from_env()));
+                    connector.build()
+                })
+            })
+            .http_connector(settings, components)
+    }
+}
+
 /// A bucket and the client to reach it; built once per cold start.
 #[derive(Clone)]
 pub struct Storage {
@@ -112,10 +158,16 @@ impl Storage {
             .operation_attempt_timeout(Duration::from_secs(60))
             .build();
         let mut builder = match &cfg.static_credentials {
-            // Tests and tools: nothing read from the environment.
+            // Keys given (Lambda's role session, tests): no provider chain to build.
             Some((key, secret)) => aws_sdk_s3::Config::builder()
                 .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .credentials_provider(Credentials::new(key, secret, None, None, "static")),
+                .credentials_provider(Credentials::new(
+                    key,
+                    secret,
+                    cfg.session_token.clone(),
+                    None,
+                    "static",
+                )),
             None => {
                 let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
                     .region(Region::new(cfg.region.clone()))
@@ -125,6 +177,7 @@ impl Storage {
             }
         };
         builder = builder
+            .http_client(SharedHttpClient::new(LazyHttpsClient::default()))
             .region(Region::new(cfg.region.clone()))
             .force_path_style(true)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -449,5 +502,29 @@ mod tests {
             (cfg.region.as_str(), cfg.endpoint.as_deref()),
             ("us-east-1", None)
         );
+    }
+
+    #[test]
+    fn keys_in_the_environment_are_used_as_they_are_with_their_session_token() {
+        let lambda = StorageConfig::from_env(&Env::from_pairs([
+            ("S3_BUCKET", "b"),
+            ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            lambda.static_credentials,
+            Some(("ASIAEXAMPLE".to_owned(), "secret".to_owned()))
+        );
+        assert_eq!(lambda.session_token.as_deref(), Some("token"));
+
+        // A key without its secret is not a credential: the default chain decides.
+        let half = StorageConfig::from_env(&Env::from_pairs([
+            ("S3_BUCKET", "b"),
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+        ]))
+        .unwrap();
+        assert_eq!(half.static_credentials, None);
     }
 }

@@ -64,7 +64,7 @@ impl AppState {
         let cfg = WorkerConfig::from_env(env)?;
         let step = env.seconds("DUMMY_PIPELINE_STEP_SECONDS", 0.5, 60.0)?;
         let db = Db::open(&url).await?;
-        shared::migrations::migrate(&db.connect().await?).await?;
+        shared::migrations::migrate(&*db.connect().await?).await?;
         let db = Arc::new(db);
         let uploads = match env.optional("S3_BUCKET") {
             Some(_) => Some(UploadSweep {

@@ -22,7 +22,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     url: String,
     db: Arc<Db>,
-    conn: db::Connection,
+    conn: db::PooledConnection,
 }
 
 impl Fixture {

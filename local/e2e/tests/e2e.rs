@@ -366,6 +366,7 @@ fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
             stack.env["AWS_ACCESS_KEY_ID"].clone(),
             stack.env["AWS_SECRET_ACCESS_KEY"].clone(),
         )),
+        session_token: None,
     };
     let stored = rt.block_on(async {
         let storage = Storage::connect(&cfg).await;

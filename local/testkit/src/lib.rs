@@ -96,6 +96,7 @@ impl S3Server {
             bucket: bucket.to_owned(),
             region: REGION.to_owned(),
             static_credentials: Some((ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())),
+            session_token: None,
         }
     }
 
@@ -125,6 +126,7 @@ pub fn unreachable_storage_config(bucket: &str) -> StorageConfig {
         bucket: bucket.to_owned(),
         region: REGION.to_owned(),
         static_credentials: Some((ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())),
+        session_token: None,
     }
 }
 

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use libsql::Connection;
 use serde_json::json;
 use shared::db::Db;
+use shared::db::PooledConnection;
 use shared::repo::processing_jobs::{NewJob, ProcessingJob};
 use shared::repo::video_sources::{NewVideoSource, VideoSource};
 use shared::repo::{self, users};
@@ -15,7 +15,7 @@ pub struct TestDb {
     pub dir: tempfile::TempDir,
     pub path: PathBuf,
     pub db: Arc<Db>,
-    pub conn: Connection,
+    pub conn: PooledConnection,
     pub user_id: i64,
 }
 

@@ -1,0 +1,78 @@
+//! `Db::connect` hands out connections of the caller's own and reuses them once dropped.
+
+use shared::db::{self, Db};
+
+async fn has_marker(conn: &db::Connection) -> bool {
+    db::query_one(
+        conn,
+        "SELECT count(*) FROM temp.sqlite_schema WHERE name = 'marker'",
+        (),
+        |r| db::int(r, 0),
+    )
+    .await
+    .unwrap()
+        > 0
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_reused_but_never_shared_while_held() {
+    // Arrange: a TEMP table exists only on the connection that created it.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_file(&dir.path().join("pool.db")).await.unwrap();
+    let first = db.connect().await.unwrap();
+    first
+        .execute("CREATE TEMP TABLE marker (x)", ())
+        .await
+        .unwrap();
+
+    // Act + Assert: while `first` is held, another caller gets another connection.
+    let second = db.connect().await.unwrap();
+    assert!(
+        !has_marker(&second).await,
+        "a held connection was handed out twice"
+    );
+    drop(second);
+    drop(first);
+
+    // Once dropped, the next caller gets it back, set up as every connection is.
+    let again = db.connect().await.unwrap();
+    assert!(
+        has_marker(&again).await,
+        "the dropped connection was not reused"
+    );
+    let fk = db::query_one(&again, "PRAGMA foreign_keys", (), |r| db::int(r, 0))
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+}
+
+#[tokio::test]
+async fn a_connection_dropped_inside_a_transaction_is_closed_not_reused() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_file(&dir.path().join("pool.db")).await.unwrap();
+    let conn = db.connect().await.unwrap();
+    conn.execute("CREATE TABLE t (x)", ()).await.unwrap();
+    conn.execute("CREATE TEMP TABLE marker (x)", ())
+        .await
+        .unwrap();
+
+    // Act: a caller gives up half-way through a write transaction.
+    conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
+    conn.execute("INSERT INTO t VALUES (1)", ()).await.unwrap();
+    drop(conn);
+
+    // Assert: the next caller gets a fresh connection, outside any transaction, which can write
+    // at once (the abandoned one was closed, its write lock released and its insert undone).
+    let next = db.connect().await.unwrap();
+    assert!(
+        !has_marker(&next).await,
+        "a connection inside a transaction was reused"
+    );
+    assert!(next.is_autocommit());
+    next.execute("INSERT INTO t VALUES (2)", ()).await.unwrap();
+    let rows = db::query_all(&next, "SELECT x FROM t", (), |r| db::int(r, 0))
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![2]);
+}
