@@ -57,27 +57,44 @@ pub struct App {
 }
 
 impl App {
-    pub async fn new(cfg: AppConfig) -> Result<Self, StartupError> {
+    /// The database (migrated), the token keys and the ingest settings: every HTTP function's.
+    async fn open(cfg: &AppConfig) -> Result<Self, StartupError> {
         let db = Db::open(&cfg.database).await?;
         crate::migrations::migrate(&*db.connect().await?).await?;
-        let storage = match &cfg.storage {
-            Some(s) => Some(Storage::connect(s).await),
-            None => None,
-        };
-        tracing::info!(database = ?cfg.database, storage = ?cfg.storage, "function ready");
         Ok(Self {
             db,
             auth: Auth::new(&cfg.auth),
-            storage,
-            ingest: cfg.ingest,
+            storage: None,
+            ingest: cfg.ingest.clone(),
         })
     }
 
-    pub async fn from_env(env: &Env, needs: Needs) -> Result<Self, StartupError> {
-        Self::new(AppConfig::from_env(env, needs)?).await
+    /// An app from a whole configuration (tests build theirs); connects storage when it has one.
+    pub async fn new(cfg: AppConfig) -> Result<Self, StartupError> {
+        let mut app = Self::open(&cfg).await?;
+        if let Some(s) = &cfg.storage {
+            app.storage = Some(Storage::connect(s).await);
+        }
+        tracing::info!(database = ?cfg.database, storage = ?cfg.storage, "function ready");
+        Ok(app)
     }
 
-    /// The storage client (for functions built with [`Needs::STORAGE`]).
+    /// A function without object storage. Nothing here reaches the S3 client, so a binary that
+    /// starts this way does not carry the AWS SDK at all (LTO drops it): 15.6 → 8 MiB, and less
+    /// to load and relocate on every cold start (BENCHMARKS.md, "Cold start").
+    pub async fn from_env(env: &Env) -> Result<Self, StartupError> {
+        let cfg = AppConfig::from_env(env, Needs::DATABASE_ONLY)?;
+        let app = Self::open(&cfg).await?;
+        tracing::info!(database = ?cfg.database, "function ready");
+        Ok(app)
+    }
+
+    /// A function that uses object storage: [`App::from_env`] plus the S3 client.
+    pub async fn with_storage_from_env(env: &Env) -> Result<Self, StartupError> {
+        Self::new(AppConfig::from_env(env, Needs::STORAGE)?).await
+    }
+
+    /// The storage client (for functions started with [`App::with_storage_from_env`]).
     pub fn storage(&self) -> Result<&Storage, crate::error::ApiError> {
         self.storage.as_ref().ok_or_else(|| {
             crate::error::ApiError::Internal("this function has no storage configured".into())

@@ -1,11 +1,11 @@
 use lambda_http::{service_fn, Error, Request};
-use shared::app::{App, Needs};
+use shared::app::App;
 use shared::config::Env;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let app = App::from_env(&Env::from_process(), Needs::DATABASE_ONLY)
+    let app = App::from_env(&Env::from_process())
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let app = &app;
