@@ -158,20 +158,18 @@ def main():
         lite = run_peer("litequeue", lite_enqueue, lite_drain, a.jobs, workdir)
         ack = run_peer("persist-queue", ack_enqueue, ack_drain, a.jobs, workdir)
 
-    print("  ours: cargo bench -p shared --bench queue -- --peer-workload", flush=True)
-    proc = subprocess.run(
-        ["cargo", "bench", "--quiet", "-p", "shared", "--bench", "queue", "--",
-         "--peer-workload", "--jobs", str(a.jobs)],
-        cwd=root, check=True, stdout=subprocess.PIPE, text=True,
-    )
-    ours = json.loads([l for l in proc.stdout.splitlines() if l.startswith("{")][-1])
-    print("  ours, what an enqueue could cost: cargo bench -p shared --bench queue -- --enqueue-variants", flush=True)
-    proc = subprocess.run(
-        ["cargo", "bench", "--quiet", "-p", "shared", "--bench", "queue", "--",
-         "--enqueue-variants", "--jobs", str(a.jobs)],
-        cwd=root, check=True, stdout=subprocess.PIPE, text=True,
-    )
-    could = json.loads([l for l in proc.stdout.splitlines() if l.startswith("{")][-1])
+    def ours_bench(what, mode):
+        """Runs our queue bench in `mode`; its JSON line."""
+        print(f"  ours, {what}: cargo bench -p shared --bench queue -- {mode}", flush=True)
+        proc = subprocess.run(
+            ["cargo", "bench", "--quiet", "-p", "shared", "--bench", "queue", "--",
+             mode, "--jobs", str(a.jobs)],
+            cwd=root, check=True, stdout=subprocess.PIPE, text=True,
+        )
+        return json.loads([l for l in proc.stdout.splitlines() if l.startswith("{")][-1])
+
+    ours = ours_bench("the workload", "--peer-workload")
+    could = ours_bench("what an enqueue could cost", "--enqueue-variants")
 
     rows = [
         ("enqueue, one per transaction (jobs/s)", ours["enqueue"], lite["enqueue"], ack["enqueue"]),
