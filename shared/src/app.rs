@@ -80,7 +80,7 @@ impl App {
     }
 
     /// A function without object storage. Nothing here reaches the S3 client, so a binary that
-    /// starts this way does not carry the AWS SDK at all (LTO drops it): 15.6 → 8 MiB, and less
+    /// starts this way does not carry the AWS SDK at all (LTO drops it): 15.6 → 9.1 MiB, and less
     /// to load and relocate on every cold start (BENCHMARKS.md, "Cold start").
     pub async fn from_env(env: &Env) -> Result<Self, StartupError> {
         let cfg = AppConfig::from_env(env, Needs::DATABASE_ONLY)?;
