@@ -3,8 +3,7 @@
 //! Every figure runs against a fresh SQLite file (WAL, synchronous = NORMAL) in a temporary
 //! directory, through the same `shared` code the functions use. Options:
 //! `--jobs N` (claim/complete workload, default 20000), `--claims N` (latency samples, default 2000),
-//! `--peer-workload` (only the workload of `local/bench/queue_peers.sh`, as one JSON line),
-//! `--enqueue-variants` (what one enqueue costs against what it could cost, as one JSON line).
+//! `--peer-workload` (only the workload of `local/bench/queue_peers.sh`, as one JSON line).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
@@ -36,18 +35,18 @@ fn main() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
 
-    if args.iter().any(|a| a == "--enqueue-variants") {
-        rt.block_on(enqueue_variants(dir.path(), jobs));
-        return;
-    }
     if args.iter().any(|a| a == "--peer-workload") {
         // The workload run against the PyPI queues: enqueue `jobs` one per transaction, then
         // drain them with 1 and 4 workers, one job per claim and as the worker claims (batches).
+        // Beside it, the API's write: a new video with its job, one per transaction.
         let (path, user) = rt.block_on(fresh(dir.path(), "peer-enqueue"));
-        let enqueue = jobs as f64 / rt.block_on(enqueue(&path, user, jobs, 1));
+        let enqueue = jobs as f64 / rt.block_on(enqueue_jobs(&path, user, jobs));
+        let (path, user) = rt.block_on(fresh(dir.path(), "peer-submission"));
+        let submission = jobs as f64 / rt.block_on(submit(&path, user, jobs, 1));
         let figures = json!({
             "jobs": jobs,
             "enqueue": enqueue,
+            "submission": submission,
             "drain_one_by_one_1": drain(&rt, dir.path(), jobs, 1, Mode::Plain),
             "drain_one_by_one_4": drain(&rt, dir.path(), jobs, 4, Mode::Plain),
             "drain_batched_1": drain(&rt, dir.path(), jobs, 1, Mode::Batched),
@@ -64,14 +63,20 @@ fn main() {
 
     // -- enqueue ------------------------------------------------------------------------------
     let n = jobs / 4;
+    let (path, user) = rt.block_on(fresh(dir.path(), "enqueue-job"));
+    let secs = rt.block_on(enqueue_jobs(&path, user, n));
+    println!(
+        "enqueue, a job for an existing video:   {:>9.0} jobs/s ({n} jobs)",
+        n as f64 / secs
+    );
     let (path, user) = rt.block_on(fresh(dir.path(), "enqueue-single"));
-    let secs = rt.block_on(enqueue(&path, user, n, 1));
+    let secs = rt.block_on(submit(&path, user, n, 1));
     println!(
         "enqueue, one video+job per transaction: {:>9.0} jobs/s ({n} jobs)",
         n as f64 / secs
     );
     let (path, user) = rt.block_on(fresh(dir.path(), "enqueue-batched"));
-    let secs = rt.block_on(enqueue(&path, user, jobs, 500));
+    let secs = rt.block_on(submit(&path, user, jobs, 500));
     println!(
         "enqueue, 500 per transaction:           {:>9.0} jobs/s ({jobs} jobs)",
         jobs as f64 / secs
@@ -173,14 +178,41 @@ fn item(user_id: i64, i: usize) -> (NewVideoSource, NewJob) {
     )
 }
 
-/// Enqueues `n` videos with their jobs, `per_tx` per transaction; returns seconds taken.
-async fn enqueue(path: &Path, user: i64, n: usize, per_tx: usize) -> f64 {
+/// Writes `n` new videos, each with its job (the API's write), `per_tx` per transaction;
+/// returns seconds taken.
+async fn submit(path: &Path, user: i64, n: usize, per_tx: usize) -> f64 {
     let db = Db::open_file(path).await.unwrap();
     let conn = db.connect().await.unwrap();
     let items: Vec<_> = (0..n).map(|i| item(user, i)).collect();
     let started = Instant::now();
     for chunk in items.chunks(per_tx) {
         repo::create_videos_with_jobs(&conn, chunk).await.unwrap();
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// `Queue::enqueue` of `n` jobs, one per transaction, for videos written beforehand (untimed,
+/// as the peers' tables are); returns seconds taken.
+async fn enqueue_jobs(path: &Path, user: i64, n: usize) -> f64 {
+    let db = Db::open_file(path).await.unwrap();
+    let conn = db.connect().await.unwrap();
+    let items: Vec<_> = (0..n).map(|i| item(user, i)).collect();
+    let mut videos = Vec::with_capacity(n);
+    conn.execute("BEGIN", ()).await.unwrap();
+    for (video, _) in &items {
+        let now = shared::time::now();
+        videos.push(
+            repo::video_sources::insert(&conn, video, now)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    conn.execute("COMMIT", ()).await.unwrap();
+    let q = Queue::new(QueueConfig::default());
+    let started = Instant::now();
+    for (video, (_, job)) in videos.iter().zip(&items) {
+        q.enqueue(&conn, *video, job).await.unwrap();
     }
     started.elapsed().as_secs_f64()
 }
@@ -297,95 +329,4 @@ async fn claim_latency(dir: &Path, queued: usize, samples: usize) -> (Duration, 
     times.sort();
     let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
     (pct(0.50), pct(0.99))
-}
-
-/// What one enqueue costs, and what it could cost: `--enqueue-variants` prints jobs/s, one
-/// enqueue per transaction, for (1) the API's write as it runs (`repo::create_videos_with_jobs`:
-/// BEGIN IMMEDIATE, two INSERT … RETURNING, COMMIT, each statement prepared anew as libSQL
-/// does); (2) the same two rows with every statement prepared once and reused; (3) a job alone
-/// for a video that already exists, one reused INSERT committed on its own — the queue row
-/// without the video, what a PyPI queue's put writes.
-async fn enqueue_variants(dir: &Path, n: usize) {
-    const VIDEO: &str = "INSERT INTO video_sources (user_id, source_type, source_url, \
-        youtube_video_id, status, created_at, updated_at) \
-        VALUES (?1, 'youtube', ?2, ?3, 'pending', ?4, ?4) RETURNING *";
-    const JOB: &str = "INSERT INTO processing_jobs (video_source_id, job_type, status, progress, \
-        payload, max_attempts, run_after, created_at, updated_at) \
-        VALUES (?1, ?2, 'queued', 0.0, ?3, 3, ?4, ?4, ?4) RETURNING *";
-    /// Runs a reused statement and reads it to its end; the first column of its first row.
-    async fn run(stmt: &libsql::Statement, params: impl libsql::params::IntoParams) -> i64 {
-        stmt.reset();
-        let mut rows = stmt.query(params).await.unwrap();
-        let mut first = None;
-        while let Some(row) = rows.next().await.unwrap() {
-            first.get_or_insert(shared::db::int(&row, 0).unwrap());
-        }
-        first.unwrap_or(0)
-    }
-    let rate = |secs: f64| n as f64 / secs;
-
-    let (path, user) = fresh(dir, "variant-api").await;
-    let api = rate(enqueue(&path, user, n, 1).await);
-
-    let (path, user) = fresh(dir, "variant-reused").await;
-    let db = Db::open_file(&path).await.unwrap();
-    let conn = db.connect().await.unwrap();
-    let (begin, commit) = (
-        conn.prepare("BEGIN IMMEDIATE").await.unwrap(),
-        conn.prepare("COMMIT").await.unwrap(),
-    );
-    let (video, job) = (
-        conn.prepare(VIDEO).await.unwrap(),
-        conn.prepare(JOB).await.unwrap(),
-    );
-    let items: Vec<_> = (0..n).map(|i| item(user, i)).collect();
-    let started = Instant::now();
-    for (v, j) in &items {
-        let now = shared::time::format(shared::time::now());
-        run(&begin, ()).await;
-        let id = run(
-            &video,
-            libsql::params![
-                user,
-                v.source_url.clone(),
-                v.youtube_video_id.clone(),
-                now.clone()
-            ],
-        )
-        .await;
-        run(
-            &job,
-            libsql::params![id, j.job_type.as_str(), j.payload.to_string(), now],
-        )
-        .await;
-        run(&commit, ()).await;
-    }
-    let reused = rate(started.elapsed().as_secs_f64());
-
-    let (path, user) = fresh(dir, "variant-job-only").await;
-    let db = Db::open_file(&path).await.unwrap();
-    let conn = db.connect().await.unwrap();
-    let items: Vec<_> = (0..n).map(|i| item(user, i)).collect();
-    let videos: Vec<i64> = repo::create_videos_with_jobs(&conn, &items)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(v, _)| v.id)
-        .collect();
-    let job = conn.prepare(JOB).await.unwrap();
-    let started = Instant::now();
-    for (id, (_, j)) in videos.iter().zip(&items) {
-        let now = shared::time::format(shared::time::now());
-        run(
-            &job,
-            libsql::params![*id, j.job_type.as_str(), j.payload.to_string(), now],
-        )
-        .await;
-    }
-    let job_only = rate(started.elapsed().as_secs_f64());
-
-    println!(
-        "{}",
-        json!({"jobs": n, "api": api, "reused_statements": reused, "job_only_reused": job_only})
-    );
 }

@@ -7,6 +7,7 @@
 //! - every `Rows` is read to its end ([`query_all`] does it, even when a row fails to map);
 //! - values are read with [`libsql::Row::get_value`], never `get::<T>()`, which panics on a type mismatch.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Deref;
 use std::path::Path;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 pub use libsql::Connection;
-use libsql::{params::IntoParams, Row, Value};
+use libsql::{params::IntoParams, Row, Rows, Statement, Value};
 
 use crate::config::DatabaseUrl;
 
@@ -84,7 +85,32 @@ impl DbError {
 /// WAL: when the last connection to a WAL database closes, SQLite checkpoints and deletes it).
 const MAX_IDLE: usize = 4;
 
-type IdleConnections = Arc<Mutex<Vec<Connection>>>;
+type IdleConnections = Arc<Mutex<Vec<(Connection, Statements)>>>;
+
+/// Most statements one connection keeps prepared (the hot writes are a handful).
+const MAX_STATEMENTS: usize = 32;
+
+/// The statements a connection prepared through [`PooledConnection::prepared`], by SQL text.
+/// They travel with their connection through the idle pool and are finalized with it.
+#[derive(Default)]
+struct Statements(Mutex<HashMap<String, Arc<Statement>>>);
+
+impl Statements {
+    fn get(&self, sql: &str) -> Option<Arc<Statement>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sql)
+            .cloned()
+    }
+
+    fn keep(&self, sql: &str, stmt: &Arc<Statement>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() < MAX_STATEMENTS {
+            map.insert(sql.to_owned(), stmt.clone());
+        }
+    }
+}
 
 /// An opened database. Cheap to share; hand out one connection per task with [`Db::connect`].
 pub struct Db {
@@ -156,8 +182,8 @@ impl Db {
             .idle
             .as_ref()
             .and_then(|idle| idle.lock().unwrap_or_else(|e| e.into_inner()).pop());
-        let conn = match reused {
-            Some(conn) => conn,
+        let (conn, statements) = match reused {
+            Some(reused) => reused,
             None => {
                 let conn = self.database.connect()?;
                 if self.is_local() {
@@ -165,11 +191,12 @@ impl Db {
                     conn.execute("PRAGMA foreign_keys = ON", ()).await?;
                     conn.execute("PRAGMA synchronous = NORMAL", ()).await?;
                 }
-                conn
+                (conn, Statements::default())
             }
         };
         Ok(PooledConnection {
             conn: Some(conn),
+            statements,
             idle: self.idle.clone(),
         })
     }
@@ -180,7 +207,23 @@ impl Db {
 /// half-way) or enough are idle already: then it is closed.
 pub struct PooledConnection {
     conn: Option<Connection>,
+    statements: Statements,
     idle: Option<IdleConnections>,
+}
+
+impl PooledConnection {
+    /// `sql` prepared on this connection once and reused by every later call with the same
+    /// text, for the writes that run on every request and every job: SQLite parses and plans a
+    /// statement anew on each `query()`, which costs more than the insert itself
+    /// (BENCHMARKS.md, "Queue against peers"). [`query_cached`] runs it.
+    pub async fn prepared(&self, sql: &str) -> Result<Arc<Statement>, DbError> {
+        if let Some(stmt) = self.statements.get(sql) {
+            return Ok(stmt);
+        }
+        let stmt = Arc::new(self.prepare(sql).await?);
+        self.statements.keep(sql, &stmt);
+        Ok(stmt)
+    }
 }
 
 impl Deref for PooledConnection {
@@ -199,7 +242,7 @@ impl Drop for PooledConnection {
         if conn.is_autocommit() {
             let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < MAX_IDLE {
-                idle.push(conn);
+                idle.push((conn, std::mem::take(&mut self.statements)));
             }
         }
     }
@@ -210,9 +253,46 @@ pub async fn query_all<T>(
     conn: &Connection,
     sql: &str,
     params: impl IntoParams,
+    map: impl FnMut(&Row) -> Result<T, DbError>,
+) -> Result<Vec<T>, DbError> {
+    read_all(conn.query(sql, params).await?, map).await
+}
+
+/// [`query_all`] with the statement prepared once per connection ([`PooledConnection::prepared`]),
+/// for the writes that run on every request and every job. The statement is reset before it
+/// runs (a reused statement starts over) and after (it holds nothing between uses, even after
+/// an error).
+pub async fn query_cached<T>(
+    conn: &PooledConnection,
+    sql: &str,
+    params: impl IntoParams,
+    map: impl FnMut(&Row) -> Result<T, DbError>,
+) -> Result<Vec<T>, DbError> {
+    let stmt = conn.prepared(sql).await?;
+    stmt.reset();
+    let result = match stmt.query(params).await {
+        Ok(rows) => read_all(rows, map).await,
+        Err(e) => Err(e.into()),
+    };
+    stmt.reset();
+    result
+}
+
+/// [`query_one`] through [`query_cached`].
+pub async fn query_one_cached<T>(
+    conn: &PooledConnection,
+    sql: &str,
+    params: impl IntoParams,
+    map: impl FnMut(&Row) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    one(query_cached(conn, sql, params, map).await?, sql)
+}
+
+/// Maps every row and reads `rows` to its end, even when a row fails to map.
+async fn read_all<T>(
+    mut rows: Rows,
     mut map: impl FnMut(&Row) -> Result<T, DbError>,
 ) -> Result<Vec<T>, DbError> {
-    let mut rows = conn.query(sql, params).await?;
     let mut out = Vec::new();
     let mut first_err = None;
     while let Some(row) = rows.next().await? {
@@ -246,8 +326,12 @@ pub async fn query_one<T>(
     params: impl IntoParams,
     map: impl FnMut(&Row) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
-    query_opt(conn, sql, params, map)
-        .await?
+    one(query_all(conn, sql, params, map).await?, sql)
+}
+
+fn one<T>(rows: Vec<T>, sql: &str) -> Result<T, DbError> {
+    rows.into_iter()
+        .next()
         .ok_or_else(|| DbError::Corrupt(format!("expected a row from: {sql}")))
 }
 

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clip_config::ClipConfig;
 use crate::config::{ConfigError, Env};
-use crate::db::{retry_busy, DbError};
+use crate::db::{retry_busy, DbError, PooledConnection};
 use crate::error::{ApiError, FieldErrors};
 use crate::http::{media_type, Fields, Response};
 use crate::media::{self, MediaError};
@@ -178,7 +178,7 @@ fn answer(e: DbError) -> ApiError {
 
 /// Writes the video, its job and what `record` says in one transaction.
 pub(crate) async fn create(
-    conn: &Connection,
+    conn: &PooledConnection,
     video: &NewVideoSource,
     job: &NewJob,
     record: Record<'_>,
@@ -188,8 +188,9 @@ pub(crate) async fn create(
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .await?;
         let now = crate::time::now();
-        let video_source = video_sources::insert(&tx, video, now).await?;
-        let processing_job = processing_jobs::insert(&tx, video_source.id, job, now).await?;
+        // on the transaction's connection, with its prepared statements
+        let video_source = video_sources::insert(conn, video, now).await?;
+        let processing_job = processing_jobs::insert(conn, video_source.id, job, now).await?;
         let video_id = video_source.id;
         let body = serde_json::to_string(&Created {
             video_source,
@@ -267,7 +268,7 @@ impl YoutubeSubmission {
 }
 
 pub async fn submit_youtube(
-    conn: &Connection,
+    conn: &PooledConnection,
     cfg: &IngestConfig,
     user_id: i64,
     submission: &YoutubeSubmission,
@@ -499,7 +500,7 @@ fn multipart_error(e: multer::Error, limit: u64) -> ApiError {
 
 /// Stores the file, then writes the rows; deletes the object if the rows cannot be written.
 pub async fn upload_video(
-    conn: &Connection,
+    conn: &PooledConnection,
     storage: &Storage,
     cfg: &IngestConfig,
     user_id: i64,

@@ -25,7 +25,8 @@ use libsql::{Connection, TransactionBehavior};
 use serde::Serialize;
 
 use crate::config::QueueConfig;
-use crate::db::{self, retry_busy, DbError};
+use crate::db::{self, retry_busy, DbError, PooledConnection};
+use crate::repo::processing_jobs::{self, NewJob, ProcessingJob};
 
 /// Proof of a claim: only its holder may heartbeat, complete or fail the job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +97,19 @@ impl Queue {
 
     pub fn config(&self) -> &QueueConfig {
         &self.cfg
+    }
+
+    /// Enqueues a job for an existing video, committed on its own: `queued`, progress 0,
+    /// claimable now. One INSERT, prepared once per connection. (A new video and its first job
+    /// are written together by [`crate::repo::create_video_with_job`] and the API's ingest,
+    /// through the same insert.)
+    pub async fn enqueue(
+        &self,
+        conn: &PooledConnection,
+        video_source_id: i64,
+        job: &NewJob,
+    ) -> Result<ProcessingJob, DbError> {
+        retry_busy(|| processing_jobs::insert(conn, video_source_id, job, crate::time::now())).await
     }
 
     /// Claims up to `limit` claimable jobs (oldest `run_after` first) in one statement; each gets

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::clip_config::ClipConfig;
-use crate::db::{retry_busy, DbError};
+use crate::db::{retry_busy, DbError, PooledConnection};
 use crate::error::{ApiError, FieldErrors};
 use crate::http::{json_object, Fields, Response};
 use crate::ingest::{self, clean_title, title_from_filename, IngestConfig, Outcome, Record};
@@ -434,7 +434,7 @@ enum Problem {
 /// Completes an upload: joins multipart parts, checks the object, creates the video and its
 /// queued job. A repeat answers what the first completion answered.
 pub async fn complete(
-    conn: &Connection,
+    conn: &PooledConnection,
     storage: &Storage,
     cfg: &IngestConfig,
     user_id: i64,

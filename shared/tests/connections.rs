@@ -1,4 +1,5 @@
-//! `Db::connect` hands out connections of the caller's own and reuses them once dropped.
+//! `Db::connect` hands out connections of the caller's own and reuses them once dropped, with
+//! the statements prepared on them.
 
 use shared::db::{self, Db};
 
@@ -75,4 +76,46 @@ async fn a_connection_dropped_inside_a_transaction_is_closed_not_reused() {
         .await
         .unwrap();
     assert_eq!(rows, vec![2]);
+}
+
+#[tokio::test]
+async fn a_prepared_statement_stays_with_its_connection_and_runs_again_after_an_error() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_file(&dir.path().join("pool.db")).await.unwrap();
+    let conn = db.connect().await.unwrap();
+    conn.execute("CREATE TABLE t (x INTEGER CHECK (x > 0))", ())
+        .await
+        .unwrap();
+    const INSERT: &str = "INSERT INTO t (x) VALUES (?1) RETURNING x";
+    let insert = |conn, x: i64| async move {
+        db::query_one_cached(conn, INSERT, [x], |r| db::int(r, 0)).await
+    };
+
+    // Act: the statement fails its CHECK, then runs again with good values.
+    let refused = insert(&conn, -1).await;
+    let stored = [
+        insert(&conn, 1).await.unwrap(),
+        insert(&conn, 2).await.unwrap(),
+    ];
+    let statement = conn.prepared(INSERT).await.unwrap();
+    drop(conn);
+    let again = db.connect().await.unwrap();
+
+    // Assert: nothing of the refused insert, both good ones, and the same statement handed back
+    // with the connection it was prepared on.
+    assert!(refused.is_err());
+    assert_eq!(stored, [1, 2]);
+    let rows = db::query_all(&again, "SELECT x FROM t ORDER BY x", (), |r| db::int(r, 0))
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![1, 2]);
+    assert!(std::sync::Arc::ptr_eq(
+        &statement,
+        &again.prepared(INSERT).await.unwrap()
+    ));
+    assert!(
+        again.is_autocommit(),
+        "a reused statement holds no transaction open"
+    );
 }

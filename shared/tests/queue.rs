@@ -44,6 +44,35 @@ async fn creating_a_video_and_its_job_is_one_transaction() {
 }
 
 #[tokio::test]
+async fn enqueue_adds_a_claimable_job_to_an_existing_video_and_refuses_a_missing_one() {
+    // Arrange: a video whose first job is done.
+    let t = TestDb::new().await;
+    let video_id = t.enqueue(1).await[0].0.id;
+    let q = Queue::new(QueueConfig::default());
+    let first = q.claim(&t.conn, "w", 1).await.unwrap().remove(0);
+    assert!(q.complete(&t.conn, &first.lease, &json!({})).await.unwrap());
+    let (_, job) = t.new_video(2);
+
+    // Act
+    let queued = q.enqueue(&t.conn, video_id, &job).await.unwrap();
+    let missing = q.enqueue(&t.conn, 9_999, &job).await;
+
+    // Assert: the job is queued, stored and the next one claimed; no job for a missing video.
+    assert_eq!(
+        (queued.video_source_id, queued.status, queued.attempts),
+        (video_id, JobStatus::Queued, 0)
+    );
+    assert_eq!(t.job(queued.id).await, queued);
+    assert!(missing.unwrap_err().is_foreign_key_violation());
+    assert_eq!(t.count("SELECT count(*) FROM processing_jobs").await, 2);
+    let claimed = q.claim(&t.conn, "w", 5).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|j| j.id()).collect::<Vec<_>>(),
+        [queued.id]
+    );
+}
+
+#[tokio::test]
 async fn a_claim_takes_the_oldest_jobs_marks_videos_processing_and_gives_each_its_own_lease() {
     let t = TestDb::new().await;
     let created = t.enqueue(5).await;

@@ -6,7 +6,7 @@ pub mod uploads;
 pub mod users;
 pub mod video_sources;
 
-use libsql::{Connection, TransactionBehavior};
+use libsql::TransactionBehavior;
 
 /// A table's column list (`"a, b, c"`) qualified with a table alias (`"v.a, v.b, v.c"`).
 pub(crate) fn qualified(columns: &str, alias: &str) -> String {
@@ -22,13 +22,13 @@ pub(crate) fn width(columns: &str) -> i32 {
     columns.split(", ").count() as i32
 }
 
-use crate::db::{retry_busy, DbError};
+use crate::db::{retry_busy, DbError, PooledConnection};
 use processing_jobs::{NewJob, ProcessingJob};
 use video_sources::{NewVideoSource, VideoSource};
 
 /// Creates a video and its queued job in one transaction: both rows or neither.
 pub async fn create_video_with_job(
-    conn: &Connection,
+    conn: &PooledConnection,
     video: &NewVideoSource,
     job: &NewJob,
 ) -> Result<(VideoSource, ProcessingJob), DbError> {
@@ -41,7 +41,7 @@ pub async fn create_video_with_job(
 
 /// Creates many videos, each with its job, in one transaction (one commit for the batch).
 pub async fn create_videos_with_jobs(
-    conn: &Connection,
+    conn: &PooledConnection,
     items: &[(NewVideoSource, NewJob)],
 ) -> Result<Vec<(VideoSource, ProcessingJob)>, DbError> {
     retry_busy(|| async move {
@@ -51,8 +51,9 @@ pub async fn create_videos_with_jobs(
         let now = crate::time::now();
         let mut out = Vec::with_capacity(items.len());
         for (video, job) in items {
-            let video = video_sources::insert(&tx, video, now).await?;
-            let job = processing_jobs::insert(&tx, video.id, job, now).await?;
+            // on the transaction's connection, with its prepared statements
+            let video = video_sources::insert(conn, video, now).await?;
+            let job = processing_jobs::insert(conn, video.id, job, now).await?;
             out.push((video, job));
         }
         tx.commit().await?;

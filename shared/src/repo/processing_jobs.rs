@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use libsql::{Connection, Row};
 use serde::Serialize;
 
-use crate::db::{self, DbError};
+use crate::db::{self, DbError, PooledConnection};
 use crate::model::JobStatus;
 
 /// A stored job, as the API shows it (lease internals are not shown).
@@ -75,13 +75,13 @@ pub(crate) fn from_row_at(r: &Row, base: i32) -> Result<ProcessingJob, DbError> 
 
 /// Enqueues a job for a video: `queued`, progress 0, claimable now.
 pub async fn insert(
-    conn: &Connection,
+    conn: &PooledConnection,
     video_source_id: i64,
     new: &NewJob,
     now: DateTime<Utc>,
 ) -> Result<ProcessingJob, DbError> {
     let now = crate::time::format(now);
-    db::query_one(
+    db::query_one_cached(
         conn,
         &format!(
             "INSERT INTO processing_jobs (video_source_id, job_type, status, progress, payload,

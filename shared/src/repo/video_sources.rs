@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use libsql::{Connection, Row};
 use serde::Serialize;
 
-use crate::db::{self, DbError};
+use crate::db::{self, DbError, PooledConnection};
 use crate::model::{SourceType, VideoStatus};
 use crate::repo::processing_jobs::{self as jobs, ProcessingJob};
 
@@ -74,7 +74,7 @@ pub(crate) fn from_row_at(r: &Row, base: i32) -> Result<VideoSource, DbError> {
 
 /// Inserts a `pending` video (call inside the transaction that also creates its job).
 pub async fn insert(
-    conn: &Connection,
+    conn: &PooledConnection,
     new: &NewVideoSource,
     now: DateTime<Utc>,
 ) -> Result<VideoSource, DbError> {
@@ -82,7 +82,7 @@ pub async fn insert(
         .source_type
         .ok_or_else(|| DbError::Corrupt("a new video needs its source_type".into()))?;
     let now = crate::time::format(now);
-    db::query_one(
+    db::query_one_cached(
         conn,
         &format!(
             "INSERT INTO video_sources (user_id, source_type, source_url, youtube_video_id, file_path,
