@@ -1,9 +1,16 @@
 //! What an HTTP function holds for its whole life: configuration read once, the database
 //! opened (and migrated) once, the token keys and the storage client built once per cold start.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
 use crate::auth::{Auth, AuthConfig};
 use crate::config::{ConfigError, DatabaseUrl, Env};
 use crate::db::{Db, DbError};
+use crate::error::ApiError;
 use crate::ingest::IngestConfig;
 use crate::storage::{Storage, StorageConfig};
 
@@ -79,25 +86,96 @@ impl App {
         Ok(app)
     }
 
-    /// A function without object storage. Nothing here reaches the S3 client, so a binary that
-    /// starts this way does not carry the AWS SDK at all (LTO drops it): 15.6 → 9.1 MiB, and less
-    /// to load and relocate on every cold start (BENCHMARKS.md, "Cold start").
-    pub async fn from_env(env: &Env) -> Result<Self, StartupError> {
-        let cfg = AppConfig::from_env(env, Needs::DATABASE_ONLY)?;
+    /// [`App::new`] for a configuration without storage, in code that never reaches the S3 client.
+    async fn without_storage(cfg: AppConfig) -> Result<Self, StartupError> {
         let app = Self::open(&cfg).await?;
         tracing::info!(database = ?cfg.database, "function ready");
         Ok(app)
     }
 
-    /// A function that uses object storage: [`App::from_env`] plus the S3 client.
-    pub async fn with_storage_from_env(env: &Env) -> Result<Self, StartupError> {
-        Self::new(AppConfig::from_env(env, Needs::STORAGE)?).await
-    }
-
-    /// The storage client (for functions started with [`App::with_storage_from_env`]).
+    /// The storage client (for functions started with [`Starting::with_storage_from_env`]).
     pub fn storage(&self) -> Result<&Storage, crate::error::ApiError> {
         self.storage.as_ref().ok_or_else(|| {
             crate::error::ApiError::Internal("this function has no storage configured".into())
         })
+    }
+}
+
+type Opening = Pin<Box<dyn Future<Output = Result<App, StartupError>> + Send>>;
+
+/// An [`App`] opening in the background while the function's runtime asks Lambda for its first
+/// event: the database open and migration check (~0.5 ms on a local file, network round trips
+/// to a remote libSQL server) overlap the runtime's own start and the wait for the event,
+/// instead of coming before them. The configuration is read at once, so a bad one still stops
+/// the function before it takes an event.
+///
+/// Every request waits for the app ([`Starting::app`]). An open that failed (the database
+/// locked past its timeout, unreachable) answers that request 503; the next request tries
+/// again, in the same process.
+pub struct Starting {
+    cfg: AppConfig,
+    open: fn(AppConfig) -> Opening,
+    state: tokio::sync::Mutex<Start>,
+}
+
+enum Start {
+    Opening(JoinHandle<Result<App, StartupError>>),
+    Ready(Arc<App>),
+    Failed,
+}
+
+impl Starting {
+    /// The database (migrated), the token keys and the ingest settings: a function without
+    /// object storage. Nothing here reaches the S3 client, so a binary that starts this way does
+    /// not carry the AWS SDK at all (LTO drops it): 15.6 → 9.1 MiB, and less to load and
+    /// relocate on every cold start (BENCHMARKS.md, "Cold start").
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self::spawn(
+            AppConfig::from_env(env, Needs::DATABASE_ONLY)?,
+            |cfg| Box::pin(App::without_storage(cfg)),
+        ))
+    }
+
+    /// [`Starting::from_env`] plus the S3 client: a function that uses object storage.
+    pub fn with_storage_from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self::spawn(
+            AppConfig::from_env(env, Needs::STORAGE)?,
+            |cfg| Box::pin(App::new(cfg)),
+        ))
+    }
+
+    fn spawn(cfg: AppConfig, open: fn(AppConfig) -> Opening) -> Self {
+        let state = Start::Opening(tokio::spawn(open(cfg.clone())));
+        Self {
+            cfg,
+            open,
+            state: tokio::sync::Mutex::new(state),
+        }
+    }
+
+    /// The app, once open; a 503 when opening it failed (the next request tries again).
+    pub async fn app(&self) -> Result<Arc<App>, ApiError> {
+        let mut state = self.state.lock().await;
+        if let Start::Failed = *state {
+            *state = Start::Opening(tokio::spawn((self.open)(self.cfg.clone())));
+        }
+        let opening = match &mut *state {
+            Start::Ready(app) => return Ok(app.clone()),
+            Start::Opening(opening) => opening,
+            Start::Failed => unreachable!("replaced above"),
+        };
+        let failed = match opening.await {
+            Ok(Ok(app)) => {
+                let app = Arc::new(app);
+                *state = Start::Ready(app.clone());
+                return Ok(app);
+            }
+            Ok(Err(StartupError::Database(e))) => e.into(),
+            Ok(Err(e)) => ApiError::internal(e),
+            Err(e) => ApiError::internal(e),
+        };
+        tracing::error!(error = ?failed, "function cannot start; the next request tries again");
+        *state = Start::Failed;
+        Err(failed)
     }
 }
