@@ -101,74 +101,76 @@ impl App {
     }
 }
 
-type Opening = Pin<Box<dyn Future<Output = Result<App, StartupError>> + Send>>;
+type Opening<T> = Pin<Box<dyn Future<Output = Result<T, StartupError>> + Send>>;
 
-/// An [`App`] opening in the background while the function's runtime asks Lambda for its first
-/// event: the database open and migration check (~0.5 ms on a local file, network round trips
-/// to a remote libSQL server) overlap the runtime's own start and the wait for the event,
-/// instead of coming before them. The configuration is read at once, so a bad one still stops
-/// the function before it takes an event.
+/// What a function holds (its [`App`], the worker's state) opening in the background while its
+/// runtime asks Lambda for the first event: the database open and migration check (~0.5 ms on a
+/// local file, network round trips to a remote libSQL server) and the S3 client overlap the
+/// runtime's own start and the wait for the event, instead of coming before them (cold start
+/// 3.0 → 2.5 ms for a database-only function, BENCHMARKS.md). The configuration is read at
+/// once, so a bad one still stops the function before it takes an event.
 ///
-/// Every request waits for the app ([`Starting::app`]). An open that failed (the database
-/// locked past its timeout, unreachable) answers that request 503; the next request tries
-/// again, in the same process.
-pub struct Starting {
-    cfg: AppConfig,
-    open: fn(AppConfig) -> Opening,
-    state: tokio::sync::Mutex<Start>,
+/// Every request waits for it ([`Starting::ready`]). An open that failed (the database locked
+/// past its timeout, unreachable) answers that request 503; the next request tries again, in
+/// the same process.
+pub struct Starting<T> {
+    open: Box<dyn Fn() -> Opening<T> + Send + Sync>,
+    state: tokio::sync::Mutex<Start<T>>,
 }
 
-enum Start {
-    Opening(JoinHandle<Result<App, StartupError>>),
-    Ready(Arc<App>),
+enum Start<T> {
+    Opening(JoinHandle<Result<T, StartupError>>),
+    Ready(Arc<T>),
     Failed,
 }
 
-impl Starting {
+impl Starting<App> {
     /// The database (migrated), the token keys and the ingest settings: a function without
     /// object storage. Nothing here reaches the S3 client, so a binary that starts this way does
     /// not carry the AWS SDK at all (LTO drops it): 15.6 → 9.1 MiB, and less to load and
     /// relocate on every cold start (BENCHMARKS.md, "Cold start").
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self::spawn(
-            AppConfig::from_env(env, Needs::DATABASE_ONLY)?,
-            |cfg| Box::pin(App::without_storage(cfg)),
-        ))
+        let cfg = AppConfig::from_env(env, Needs::DATABASE_ONLY)?;
+        Ok(Self::spawn(move || App::without_storage(cfg.clone())))
     }
 
     /// [`Starting::from_env`] plus the S3 client: a function that uses object storage.
     pub fn with_storage_from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self::spawn(
-            AppConfig::from_env(env, Needs::STORAGE)?,
-            |cfg| Box::pin(App::new(cfg)),
-        ))
+        let cfg = AppConfig::from_env(env, Needs::STORAGE)?;
+        Ok(Self::spawn(move || App::new(cfg.clone())))
     }
+}
 
-    fn spawn(cfg: AppConfig, open: fn(AppConfig) -> Opening) -> Self {
-        let state = Start::Opening(tokio::spawn(open(cfg.clone())));
+impl<T: Send + Sync + 'static> Starting<T> {
+    /// Starts `open` now, on the runtime's other threads.
+    pub fn spawn<Fut>(open: impl Fn() -> Fut + Send + Sync + 'static) -> Self
+    where
+        Fut: Future<Output = Result<T, StartupError>> + Send + 'static,
+    {
+        let open: Box<dyn Fn() -> Opening<T> + Send + Sync> = Box::new(move || Box::pin(open()));
+        let state = Start::Opening(tokio::spawn(open()));
         Self {
-            cfg,
             open,
             state: tokio::sync::Mutex::new(state),
         }
     }
 
-    /// The app, once open; a 503 when opening it failed (the next request tries again).
-    pub async fn app(&self) -> Result<Arc<App>, ApiError> {
+    /// What was opened, once it is; a 503 when opening failed (the next call tries again).
+    pub async fn ready(&self) -> Result<Arc<T>, ApiError> {
         let mut state = self.state.lock().await;
         if let Start::Failed = *state {
-            *state = Start::Opening(tokio::spawn((self.open)(self.cfg.clone())));
+            *state = Start::Opening(tokio::spawn((self.open)()));
         }
         let opening = match &mut *state {
-            Start::Ready(app) => return Ok(app.clone()),
+            Start::Ready(opened) => return Ok(opened.clone()),
             Start::Opening(opening) => opening,
             Start::Failed => unreachable!("replaced above"),
         };
         let failed = match opening.await {
-            Ok(Ok(app)) => {
-                let app = Arc::new(app);
-                *state = Start::Ready(app.clone());
-                return Ok(app);
+            Ok(Ok(opened)) => {
+                let opened = Arc::new(opened);
+                *state = Start::Ready(opened.clone());
+                return Ok(opened);
             }
             Ok(Err(StartupError::Database(e))) => e.into(),
             Ok(Err(e)) => ApiError::internal(e),

@@ -20,8 +20,8 @@ async fn a_function_serves_every_request_with_the_app_it_opened_once() {
 
     // Act
     let starting = Starting::from_env(&env(&url)).unwrap();
-    let first = starting.app().await.unwrap();
-    let second = starting.app().await.unwrap();
+    let first = starting.ready().await.unwrap();
+    let second = starting.ready().await.unwrap();
 
     // Assert: one app, its database migrated.
     assert!(Arc::ptr_eq(&first, &second));
@@ -51,10 +51,10 @@ async fn a_database_that_cannot_open_answers_503_and_is_tried_again_for_the_next
     let starting = Starting::from_env(&env(&url)).unwrap();
 
     // Act + Assert: the first request gets a 503; once the folder can be made, the next opens it.
-    let refused = starting.app().await.err().unwrap();
+    let refused = starting.ready().await.err().unwrap();
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     std::fs::remove_file(&blocker).unwrap();
-    let app = starting.app().await.unwrap();
+    let app = starting.ready().await.unwrap();
     assert!(app.db.connect().await.is_ok());
     assert!(blocker.join("app.db").exists());
 }

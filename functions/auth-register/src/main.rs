@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let starting = &starting;
     lambda_http::run(service_fn(move |req: Request| async move {
-        match starting.app().await {
+        match starting.ready().await {
             Ok(app) => auth_register::handler(&app, req).await,
             Err(e) => Ok(shared::http::finish(Err(e)).map(Body::from)),
         }

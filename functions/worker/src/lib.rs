@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use lambda_runtime::{Error, LambdaEvent};
-use shared::config::{DatabaseUrl, Env, WorkerConfig};
+use shared::app::{Starting, StartupError};
+use shared::config::{ConfigError, DatabaseUrl, Env, WorkerConfig};
 use shared::db::Db;
 use shared::ingest::IngestConfig;
 use shared::pipeline::DummyPipeline;
@@ -57,24 +58,70 @@ impl UploadSweep {
     }
 }
 
+/// The worker's configuration, read once at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    database: DatabaseUrl,
+    worker: WorkerConfig,
+    step: Duration,
+    /// The object store and the upload grace, when `S3_BUCKET` is set.
+    uploads: Option<(StorageConfig, Duration)>,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let database = DatabaseUrl::from_env(env)?;
+        let worker = WorkerConfig::from_env(env)?;
+        let step = env.seconds("DUMMY_PIPELINE_STEP_SECONDS", 0.5, 60.0)?;
+        let uploads = match env.optional("S3_BUCKET") {
+            Some(_) => Some((
+                StorageConfig::from_env(env)?,
+                IngestConfig::from_env(env)?.upload_complete_grace,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            database,
+            worker,
+            step,
+            uploads,
+        })
+    }
+}
+
 impl AppState {
     /// Reads configuration, opens the database and applies pending migrations.
     pub async fn from_env(env: &Env) -> Result<Self, Error> {
-        let url = DatabaseUrl::from_env(env)?;
-        let cfg = WorkerConfig::from_env(env)?;
-        let step = env.seconds("DUMMY_PIPELINE_STEP_SECONDS", 0.5, 60.0)?;
-        let db = Db::open(&url).await?;
+        Ok(Self::open(Settings::from_env(env)?).await?)
+    }
+
+    /// The state opening in the background while the runtime asks for the first event
+    /// ([`Starting`]); a bad configuration is an error at once.
+    pub fn starting(env: &Env) -> Result<Starting<Self>, ConfigError> {
+        let settings = Settings::from_env(env)?;
+        Ok(Starting::spawn(move || Self::open(settings.clone())))
+    }
+
+    /// Opens the database (applying pending migrations) and the object store.
+    pub async fn open(settings: Settings) -> Result<Self, StartupError> {
+        let db = Db::open(&settings.database).await?;
         shared::migrations::migrate(&*db.connect().await?).await?;
         let db = Arc::new(db);
-        let uploads = match env.optional("S3_BUCKET") {
-            Some(_) => Some(UploadSweep {
+        let uploads = match &settings.uploads {
+            Some((storage, grace)) => Some(UploadSweep {
                 db: db.clone(),
-                storage: Storage::connect(&StorageConfig::from_env(env)?).await,
-                grace: IngestConfig::from_env(env)?.upload_complete_grace,
+                storage: Storage::connect(storage).await,
+                grace: *grace,
             }),
             None => None,
         };
-        let worker = Worker::new(db, DummyPipeline { step }, cfg);
+        let worker = Worker::new(
+            db,
+            DummyPipeline {
+                step: settings.step,
+            },
+            settings.worker,
+        );
         tracing::info!(worker = worker.id(), config = ?worker.config(), sweeps_uploads = uploads.is_some(), "worker ready");
         Ok(Self { worker, uploads })
     }
