@@ -103,16 +103,17 @@ impl App {
 
 type Opening<T> = Pin<Box<dyn Future<Output = Result<T, StartupError>> + Send>>;
 
-/// What a function holds (its [`App`], the worker's state) opening in the background while its
-/// runtime asks Lambda for the first event: the database open and migration check (~0.5 ms on a
-/// local file, network round trips to a remote libSQL server) and the S3 client overlap the
-/// runtime's own start and the wait for the event, instead of coming before them (cold start
-/// 3.0 → 2.5 ms for a database-only function, BENCHMARKS.md). The configuration is read at
-/// once, so a bad one still stops the function before it takes an event.
+/// What a function holds (its [`App`], the worker's state), opening in the background while its
+/// runtime asks Lambda for the first event. The configuration is read at once, so a bad one still
+/// stops the function before it takes an event; the database (and S3 client) then open on
+/// another thread. Every request waits for them ([`Starting::ready`]).
 ///
-/// Every request waits for it ([`Starting::ready`]). An open that failed (the database locked
-/// past its timeout, unreachable) answers that request 503; the next request tries again, in
-/// the same process.
+/// Why: a database that cannot open at a cold start (locked past its timeout, unreachable) used
+/// to end the process, and API Gateway answered that request with its own 502 body. Now that
+/// request gets the contract's 503 (with `Retry-After`) and the next request tries again, in
+/// the same process. The overlap with the runtime's start is measured but small here
+/// (~0.1 ms, within run-to-run noise: BENCHMARKS.md, "Cold start"): with an event already
+/// waiting, the runtime's first poll is quick.
 pub struct Starting<T> {
     open: Box<dyn Fn() -> Opening<T> + Send + Sync>,
     state: tokio::sync::Mutex<Start<T>>,
