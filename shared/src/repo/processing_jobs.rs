@@ -73,32 +73,48 @@ pub(crate) fn from_row_at(r: &Row, base: i32) -> Result<ProcessingJob, DbError> 
     })
 }
 
-/// Enqueues a job for a video: `queued`, progress 0, claimable now.
+/// Enqueues a job for a video: `queued`, progress 0, claimable now. Every column is written
+/// here, so the stored job is known without reading it back: only its id is returned.
 pub async fn insert(
     conn: &PooledConnection,
     video_source_id: i64,
     new: &NewJob,
     now: DateTime<Utc>,
 ) -> Result<ProcessingJob, DbError> {
-    let now = crate::time::format(now);
-    db::query_one_cached(
+    const INSERT: &str = "INSERT INTO processing_jobs (video_source_id, job_type, status, \
+        progress, payload, attempts, max_attempts, run_after, created_at, updated_at) \
+        VALUES (?1, ?2, 'queued', 0.0, ?3, 0, ?4, ?5, ?5, ?5) RETURNING id";
+    let now = crate::time::truncate(now);
+    let id = db::query_one_cached(
         conn,
-        &format!(
-            "INSERT INTO processing_jobs (video_source_id, job_type, status, progress, payload,
-                 max_attempts, run_after, created_at, updated_at)
-             VALUES (?1, ?2, 'queued', 0.0, ?3, ?4, ?5, ?5, ?5)
-             RETURNING {COLUMNS}"
-        ),
+        INSERT,
         libsql::params![
             video_source_id,
             new.job_type.as_str(),
             new.payload.to_string(),
             i64::from(new.max_attempts),
-            now,
+            crate::time::format(now),
         ],
-        from_row,
+        |r| db::int(r, 0),
     )
-    .await
+    .await?;
+    Ok(ProcessingJob {
+        id,
+        video_source_id,
+        job_type: new.job_type.clone(),
+        status: JobStatus::Queued,
+        progress: 0.0,
+        payload: new.payload.clone(),
+        result_summary: None,
+        attempts: 0,
+        max_attempts: i64::from(new.max_attempts),
+        error_message: None,
+        created_at: now,
+        updated_at: now,
+        run_after: now,
+        finished_at: None,
+        lease_expires_at: None,
+    })
 }
 
 pub async fn get(conn: &Connection, id: i64) -> Result<Option<ProcessingJob>, DbError> {
