@@ -6,6 +6,8 @@
 //! - anything with `RETURNING` goes through `query()`, never `execute()`;
 //! - every `Rows` is read to its end ([`query_all`] does it, even when a row fails to map);
 //! - values are read with [`libsql::Row::get_value`], never `get::<T>()`, which panics on a type mismatch.
+//! - a statement kept for reuse is reset before and after each use ([`query_cached`]), so it never
+//!   holds a read transaction open between uses.
 
 use std::collections::HashMap;
 use std::future::Future;
