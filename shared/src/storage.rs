@@ -108,8 +108,11 @@ where
     }
 }
 
-/// The SDK's default HTTPS client (hyper, rustls with aws-lc, proxy settings from the
-/// environment), built on the S3 client's first request instead of with the client. Building it
+/// The SDK's HTTPS client (hyper, rustls, proxy settings from the environment), built on the S3
+/// client's first request instead of with the client. Its TLS runs on `ring`, the provider the
+/// libSQL remote client already carries: one crypto library in the binary instead of two (the
+/// SDK's default, aws-lc, made the storage functions 2.5 MiB bigger and every cold build compile
+/// it from C). The SDK's own default client is switched off in Cargo.toml. Building it
 /// reads and parses the whole CA bundle (~0.7 ms, BENCHMARKS.md "Cold start"); a cold start
 /// whose request never reaches S3 (a refused token, bad input, presigning an upload URL) no
 /// longer pays for it, and one that does pays it beside a TLS handshake that costs far more.
@@ -131,7 +134,7 @@ impl HttpClient for LazyHttpsClient {
             .get_or_init(|| {
                 Builder::new().build_with_connector_fn(|settings, components| {
                     let mut connector = ConnectorBuilder::default()
-                        .tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+                        .tls_provider(Provider::Rustls(CryptoMode::Ring));
                     connector.set_connector_settings(settings.cloned());
                     if let Some(components) = components {
                         connector.set_sleep_impl(components.sleep_impl());
@@ -170,6 +173,7 @@ impl Storage {
                 )),
             None => {
                 let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .http_client(SharedHttpClient::new(LazyHttpsClient::default()))
                     .region(Region::new(cfg.region.clone()))
                     .load()
                     .await;
@@ -502,6 +506,37 @@ mod tests {
             (cfg.region.as_str(), cfg.endpoint.as_deref()),
             ("us-east-1", None)
         );
+    }
+
+    #[tokio::test]
+    async fn an_https_endpoint_that_does_not_speak_tls_is_unavailable_not_a_panic() {
+        // Arrange: a server that answers a TLS ClientHello in plain text.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                use std::io::Write;
+                let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+            }
+        });
+        let storage = Storage::connect(&StorageConfig {
+            endpoint: Some(format!("https://{addr}")),
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            static_credentials: Some(("key".into(), "secret".into())),
+            session_token: None,
+        })
+        .await;
+
+        // Act: the first request builds the HTTPS client (rustls on ring) and shakes hands.
+        let err = storage
+            .put_video("videos/1/x.mp4", Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
+
+        // Assert
+        assert!(matches!(err, StorageError::Unavailable(_)), "{err}");
+        assert!(err.to_string().contains("TLS handshake"), "{err}");
     }
 
     #[test]
