@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 echo "building the release binaries (LTO: several minutes on 2 cores)"
-cargo build --release --workspace --bins --locked --quiet
+# The default members (Cargo.toml), as `sam build` builds them: no local tooling's features.
+cargo build --release --bins --locked --quiet
 cargo bench --locked --quiet -p bench --bench cold_start -- "$@"
