@@ -215,7 +215,7 @@ fn main() {
             let db = shared::db::Db::open_file(&dir.path().join(file))
                 .await
                 .unwrap();
-            shared::migrations::migrate(&*db.connect().await.unwrap())
+            shared::migrations::migrate(&db.connect().await.unwrap())
                 .await
                 .unwrap();
             open.push(db);
