@@ -294,9 +294,22 @@ impl Queue {
         })
     }
 
+    /// Whether a claim now would find a job: one read of the claim's partial index, no write
+    /// lock. A worker that found the queue empty asks this before claiming again, so polling an
+    /// idle queue never takes SQLite's write lock from the API's writers (and skips preparing
+    /// the claim's UPDATE with its triggers: BENCHMARKS.md, "Cold start").
+    pub async fn has_claimable(&self, conn: &Connection) -> Result<bool, DbError> {
+        let now = crate::time::format(crate::time::now());
+        exists(conn, CLAIMABLE_SQL, now).await
+    }
+
     /// Returns jobs whose lease expired to the queue, or fails them when no attempt is left.
+    /// A read comes first: with no expired lease (the usual case) no write lock is taken.
     pub async fn reap(&self, conn: &Connection) -> Result<Reaped, DbError> {
         let now = crate::time::format(crate::time::now());
+        if !exists(conn, EXPIRED_SQL, now.clone()).await? {
+            return Ok(Reaped::default());
+        }
         let rows = retry_busy(|| {
             let now = now.clone();
             async move {
@@ -367,6 +380,21 @@ const FAIL_SQL: &str = "UPDATE processing_jobs
     SET status = 'failed', finished_at = ?1, error_message = ?2,
         lease_token = NULL, lease_expires_at = NULL, updated_at = ?3
   WHERE id = ?4 AND lease_token = ?5 AND status = 'running'";
+
+/// Reads of the claim's and the reaper's partial indexes: is there anything to write?
+const CLAIMABLE_SQL: &str = "SELECT EXISTS (SELECT 1 FROM processing_jobs
+    WHERE status = 'queued' AND run_after <= ?1)";
+const EXPIRED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM processing_jobs
+    WHERE status = 'running' AND lease_expires_at < ?1)";
+
+async fn exists(conn: &Connection, sql: &str, now: String) -> Result<bool, DbError> {
+    let found = retry_busy(|| {
+        let now = now.clone();
+        async move { db::query_one(conn, sql, [now], |r| db::int(r, 0)).await }
+    })
+    .await?;
+    Ok(found != 0)
+}
 
 const REAP_SQL: &str = "UPDATE processing_jobs
     SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,

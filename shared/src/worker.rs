@@ -86,6 +86,9 @@ impl<P: Pipeline> Worker<P> {
         let mut running: JoinSet<JobOutcome> = JoinSet::new();
         let mut report = RunReport::default();
         let mut last_reap: Option<Instant> = None;
+        // Until a claim finds jobs, a read checks for one before the claim's write
+        // ([`Queue::has_claimable`]); while claims find jobs, they claim straight away.
+        let mut queue_looked_empty = true;
 
         loop {
             if last_reap.is_none_or(|t| t.elapsed() >= self.cfg.poll_interval) {
@@ -107,9 +110,20 @@ impl<P: Pipeline> Worker<P> {
             let free = self.cfg.concurrency.saturating_sub(running.len());
             let mut claimed = 0;
             if may_start && free > 0 {
-                match self.queue.claim(&conn, &self.id, free).await {
+                let worth_claiming = if queue_looked_empty {
+                    self.queue.has_claimable(&conn).await
+                } else {
+                    Ok(true)
+                };
+                let outcome = match worth_claiming {
+                    Ok(true) => self.queue.claim(&conn, &self.id, free).await,
+                    Ok(false) => Ok(Vec::new()),
+                    Err(e) => Err(e),
+                };
+                match outcome {
                     Ok(jobs) => {
                         claimed = jobs.len();
+                        queue_looked_empty = claimed == 0;
                         report.claimed += claimed;
                         for job in jobs {
                             running.spawn(execute(

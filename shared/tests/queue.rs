@@ -533,3 +533,75 @@ async fn jobs_waiting_for_their_back_off_are_not_claimed() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn has_claimable_sees_a_due_job_but_not_a_waiting_or_running_one() {
+    // Arrange: one job, waiting for its back-off.
+    let t = TestDb::new().await;
+    let q = Queue::new(QueueConfig::default());
+    let created = t.enqueue(1).await;
+    let set_run_after = |at: String| {
+        let conn = &t.conn;
+        let id = created[0].1.id;
+        async move {
+            conn.execute(
+                "UPDATE processing_jobs SET run_after = ?1 WHERE id = ?2",
+                (at, id),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    set_run_after(shared::time::format(
+        shared::time::now() + chrono::Duration::hours(1),
+    ))
+    .await;
+
+    // Act + Assert: waiting, then due, then running.
+    assert!(!q.has_claimable(&t.conn).await.unwrap());
+    set_run_after(shared::time::format(shared::time::now())).await;
+    assert!(q.has_claimable(&t.conn).await.unwrap());
+    assert_eq!(q.claim(&t.conn, "w", 5).await.unwrap().len(), 1);
+    assert!(!q.has_claimable(&t.conn).await.unwrap());
+}
+
+#[tokio::test]
+async fn polling_an_idle_queue_takes_no_write_lock() {
+    // Arrange: a queue with nothing due or expired, and another process holding the write lock.
+    let t = TestDb::new().await;
+    let q = Queue::new(QueueConfig::default());
+    let other = t.reopen().await;
+    let writer = other.connect().await.unwrap();
+    writer.execute("BEGIN IMMEDIATE", ()).await.unwrap();
+
+    // Act: what an idle worker does each poll.
+    let started = std::time::Instant::now();
+    let reaped = q.reap(&t.conn).await;
+    let claimable = q.has_claimable(&t.conn).await;
+    let waited = started.elapsed();
+    writer.execute("ROLLBACK", ()).await.unwrap();
+
+    // Assert: both answered without waiting for the writer (a write would wait up to
+    // db::BUSY_TIMEOUT, 5 s, and then fail with SQLITE_BUSY).
+    let reaped = reaped.unwrap();
+    assert!(reaped.requeued.is_empty() && reaped.failed.is_empty());
+    assert!(!claimable.unwrap());
+    assert!(waited < db::BUSY_TIMEOUT / 2, "waited {waited:?}");
+}
+
+#[tokio::test]
+async fn the_reaper_still_requeues_an_expired_lease_after_its_read() {
+    // Arrange: a running job whose lease has expired.
+    let t = TestDb::new().await;
+    let q = queue_with_lease(Duration::from_millis(1));
+    let id = t.enqueue(1).await[0].1.id;
+    q.claim(&t.conn, "w", 1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // Act
+    let reaped = q.reap(&t.conn).await.unwrap();
+
+    // Assert
+    assert_eq!(reaped.requeued, vec![id]);
+    assert_eq!(t.job(id).await.status, JobStatus::Queued);
+}
