@@ -382,9 +382,9 @@ const FAIL_SQL: &str = "UPDATE processing_jobs
   WHERE id = ?4 AND lease_token = ?5 AND status = 'running'";
 
 /// Reads of the claim's and the reaper's partial indexes: is there anything to write?
-const CLAIMABLE_SQL: &str = "SELECT EXISTS (SELECT 1 FROM processing_jobs
+pub const CLAIMABLE_SQL: &str = "SELECT EXISTS (SELECT 1 FROM processing_jobs
     WHERE status = 'queued' AND run_after <= ?1)";
-const EXPIRED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM processing_jobs
+pub const EXPIRED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM processing_jobs
     WHERE status = 'running' AND lease_expires_at < ?1)";
 
 async fn exists(conn: &Connection, sql: &str, now: String) -> Result<bool, DbError> {

@@ -9,7 +9,7 @@ use serde_json::json;
 use shared::config::QueueConfig;
 use shared::db::{self, Db};
 use shared::model::{JobStatus, VideoStatus};
-use shared::queue::{FailOutcome, Queue, CLAIM_SQL};
+use shared::queue::{FailOutcome, Queue, CLAIMABLE_SQL, CLAIM_SQL, EXPIRED_SQL};
 use shared::repo;
 
 fn queue_with_lease(lease: Duration) -> Queue {
@@ -604,4 +604,23 @@ async fn the_reaper_still_requeues_an_expired_lease_after_its_read() {
     // Assert
     assert_eq!(reaped.requeued, vec![id]);
     assert_eq!(t.job(id).await.status, JobStatus::Queued);
+}
+
+#[tokio::test]
+async fn the_idle_poll_reads_walk_their_partial_indexes() {
+    let t = TestDb::new().await;
+    t.enqueue(10).await;
+    for (sql, index) in [
+        (CLAIMABLE_SQL, "processing_jobs_claimable"),
+        (EXPIRED_SQL, "processing_jobs_leases"),
+    ] {
+        let plan = db::query_all(&t.conn, &format!("EXPLAIN QUERY PLAN {sql}"), ["x"], |r| {
+            db::text(r, 3)
+        })
+        .await
+        .unwrap()
+        .join("\n");
+        assert!(plan.contains(&format!("USING INDEX {index}")), "{plan}");
+        assert!(!plan.contains("SCAN processing_jobs"), "table scan: {plan}");
+    }
 }
