@@ -160,6 +160,9 @@ impl Storage {
             .connect_timeout(Duration::from_secs(3))
             .operation_attempt_timeout(Duration::from_secs(60))
             .build();
+        // One HTTPS client for the S3 client and, without static keys, the credentials chain
+        // (STS, instance metadata): built once, its CA bundle read once.
+        let https = SharedHttpClient::new(LazyHttpsClient::default());
         let mut builder = match &cfg.static_credentials {
             // Keys given (Lambda's role session, tests): no provider chain to build.
             Some((key, secret)) => aws_sdk_s3::Config::builder()
@@ -173,7 +176,7 @@ impl Storage {
                 )),
             None => {
                 let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .http_client(SharedHttpClient::new(LazyHttpsClient::default()))
+                    .http_client(https.clone())
                     .region(Region::new(cfg.region.clone()))
                     .load()
                     .await;
@@ -181,7 +184,7 @@ impl Storage {
             }
         };
         builder = builder
-            .http_client(SharedHttpClient::new(LazyHttpsClient::default()))
+            .http_client(https)
             .region(Region::new(cfg.region.clone()))
             .force_path_style(true)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
