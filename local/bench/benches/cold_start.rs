@@ -204,12 +204,11 @@ fn main() {
     // jobs in cold.db that it would otherwise run).
     let worker_env = with_database("worker.db");
     let idle_env = with_database("idle.db");
-    // A signed-in user for the requests that write; the file is migrated here, as a deploy does.
-    let token = rt.block_on(signed_in_user(&dir.path().join("cold.db")));
-    // The rest of the system, holding the databases open (see the top of this file). Nothing
-    // holds idle.db: the first (unmeasured) run creates and migrates it and is killed, so the
-    // migrations' WAL stays there for every measured run to recover (their requests only read).
-    let _system = rt.block_on(async {
+    // The rest of the system, holding the databases open (see the top of this file); they are
+    // migrated here, as a deploy does. Nothing holds idle.db: the first (unmeasured) run creates
+    // and migrates it and is killed, so the migrations' WAL stays there for every measured run
+    // to recover (their requests only read).
+    let system = rt.block_on(async {
         let mut open = Vec::new();
         for file in ["cold.db", "worker.db"] {
             let db = shared::db::Db::open_file(&dir.path().join(file))
@@ -222,6 +221,8 @@ fn main() {
         }
         open
     });
+    // A signed-in user for the requests that write.
+    let token = rt.block_on(signed_in_user(&system[0]));
 
     // Each binary as Lambda runs it: a `bootstrap` file of its own, written in one go, as
     // `cargo lambda build` copies it and Lambda unpacks a deployment package. Started straight
@@ -359,11 +360,9 @@ fn function_env(dir: &Path, s3_endpoint: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// A signed-in user in the database at `path` (migrated first); their token.
-async fn signed_in_user(path: &Path) -> String {
-    let db = shared::db::Db::open_file(path).await.unwrap();
+/// A signed-in user in `db` (migrated); their token.
+async fn signed_in_user(db: &shared::db::Db) -> String {
     let conn = db.connect().await.unwrap();
-    shared::migrations::migrate(&conn).await.unwrap();
     let user = shared::repo::users::insert(&conn, "cold@example.com", "not-a-real-hash")
         .await
         .unwrap()
