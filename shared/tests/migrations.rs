@@ -173,7 +173,7 @@ fn eight_cold_starts_migrating_one_file_at_once_all_succeed() {
 async fn an_applied_migration_that_was_edited_is_refused() {
     let t = common::TestDb::new().await;
     let mut edited: Vec<Migration> = MIGRATIONS.to_vec();
-    edited[0].sql = "CREATE TABLE sneaky (id INTEGER);";
+    edited[0] = Migration::new(1, edited[0].name, "CREATE TABLE sneaky (id INTEGER);");
 
     let err = migrations::migrate_with(&t.conn, &edited)
         .await
@@ -193,11 +193,11 @@ async fn a_new_migration_is_applied_on_top_and_recorded() {
     let t = common::TestDb::new().await;
     let mut more: Vec<Migration> = MIGRATIONS.to_vec();
     let next = MIGRATIONS.len() as i64 + 1;
-    more.push(Migration {
-        version: next,
-        name: "9999_test",
-        sql: "CREATE TABLE extra (id INTEGER PRIMARY KEY);",
-    });
+    more.push(Migration::new(
+        next,
+        "9999_test",
+        "CREATE TABLE extra (id INTEGER PRIMARY KEY);",
+    ));
 
     let applied = migrations::migrate_with(&t.conn, &more).await.unwrap();
 
