@@ -147,6 +147,41 @@ impl HttpClient for LazyHttpsClient {
     }
 }
 
+/// A [`Storage`] given, or connected on first use. The scheduled worker wakes every minute and
+/// mostly finds no upload to clean: it builds its S3 client only when one needs cleaning.
+pub enum LazyStorage {
+    Ready(Storage),
+    OnFirstUse(StorageConfig, tokio::sync::OnceCell<Storage>),
+}
+
+impl LazyStorage {
+    pub fn on_first_use(cfg: StorageConfig) -> Self {
+        Self::OnFirstUse(cfg, tokio::sync::OnceCell::new())
+    }
+
+    /// The storage, connected now if it was not yet.
+    pub async fn get(&self) -> &Storage {
+        match self {
+            Self::Ready(storage) => storage,
+            Self::OnFirstUse(cfg, cell) => cell.get_or_init(|| Storage::connect(cfg)).await,
+        }
+    }
+
+    /// Whether the S3 client has been built.
+    pub fn is_connected(&self) -> bool {
+        match self {
+            Self::Ready(_) => true,
+            Self::OnFirstUse(_, cell) => cell.initialized(),
+        }
+    }
+}
+
+impl From<Storage> for LazyStorage {
+    fn from(storage: Storage) -> Self {
+        Self::Ready(storage)
+    }
+}
+
 /// A bucket and the client to reach it; built once per cold start.
 #[derive(Clone)]
 pub struct Storage {

@@ -25,7 +25,7 @@ use crate::model::{SourceType, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
 use crate::repo::processing_jobs::NewJob;
 use crate::repo::uploads::{self, NewUpload, Upload, UploadStatus};
 use crate::repo::video_sources::NewVideoSource;
-use crate::storage::{new_video_key, CompleteError, PartTag, Storage, StorageError};
+use crate::storage::{new_video_key, CompleteError, LazyStorage, PartTag, Storage, StorageError};
 
 /// The largest file this flow takes: 10 GiB.
 pub const MAX_UPLOAD_SIZE: u64 = 10 * 1024 * 1024 * 1024;
@@ -712,9 +712,10 @@ pub struct SweepReport {
 
 /// The worker's sweep: expires uploads nobody completed in time (URL expiry plus `grace`) and
 /// removes the leftovers of every ended upload not cleaned up yet (at most `limit` per call).
+/// The storage is connected only when there is something to clean.
 pub async fn sweep(
     conn: &Connection,
-    storage: &Storage,
+    storage: &LazyStorage,
     grace: Duration,
     limit: u32,
 ) -> Result<SweepReport, DbError> {
@@ -730,7 +731,7 @@ pub async fn sweep(
             }
             report.expired += 1;
         }
-        if clean(conn, storage, &upload).await {
+        if clean(conn, storage.get().await, &upload).await {
             report.cleaned += 1;
         } else {
             report.failed += 1;

@@ -470,15 +470,25 @@ async fn the_sweep_expires_unfinished_uploads_and_removes_their_parts_and_object
     .await;
     let storage = Storage::connect(&env.s3.storage_config(testkit::BUCKET)).await;
     let conn = app.db.connect().await.unwrap();
-    let before = shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100)
-        .await
-        .unwrap();
+    let before = shared::uploads::sweep(
+        &conn,
+        &storage.clone().into(),
+        std::time::Duration::ZERO,
+        100,
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
 
     // Act
-    let report = shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100)
-        .await
-        .unwrap();
+    let report = shared::uploads::sweep(
+        &conn,
+        &storage.clone().into(),
+        std::time::Duration::ZERO,
+        100,
+    )
+    .await
+    .unwrap();
     let late = complete(&app, &token, id(&single), None).await;
 
     // Assert
@@ -538,12 +548,12 @@ async fn a_file_put_again_after_a_failed_check_is_removed_once_the_url_expires()
     let grace = std::time::Duration::ZERO;
 
     // Act
-    let early = shared::uploads::sweep(&conn, &storage, grace, 100)
+    let early = shared::uploads::sweep(&conn, &storage.clone().into(), grace, 100)
         .await
         .unwrap();
     let left_early = env.object_keys().len();
     tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
-    let late = shared::uploads::sweep(&conn, &storage, grace, 100)
+    let late = shared::uploads::sweep(&conn, &storage.clone().into(), grace, 100)
         .await
         .unwrap();
 

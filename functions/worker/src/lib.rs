@@ -11,7 +11,7 @@ use shared::config::{ConfigError, DatabaseUrl, Env, WorkerConfig};
 use shared::db::Db;
 use shared::ingest::IngestConfig;
 use shared::pipeline::DummyPipeline;
-use shared::storage::{Storage, StorageConfig};
+use shared::storage::{LazyStorage, StorageConfig};
 use shared::uploads::SweepReport;
 use shared::worker::{RunReport, Worker};
 use tokio::time::Instant;
@@ -27,7 +27,8 @@ pub struct AppState {
 /// The upload sweep's store and timing.
 pub struct UploadSweep {
     pub db: Arc<Db>,
-    pub storage: Storage,
+    /// Connected on the first upload to clean (most ticks have none).
+    pub storage: LazyStorage,
     /// How long after its URLs expire an upload may still be completed.
     pub grace: Duration,
 }
@@ -102,19 +103,17 @@ impl AppState {
         Ok(Starting::spawn(move || Self::open(settings.clone())))
     }
 
-    /// Opens the database (applying pending migrations) and the object store.
+    /// Opens the database (applying pending migrations); the object store is connected when
+    /// the upload sweep first has something to clean.
     pub async fn open(settings: Settings) -> Result<Self, StartupError> {
         let db = Db::open(&settings.database).await?;
         shared::migrations::migrate(&*db.connect().await?).await?;
         let db = Arc::new(db);
-        let uploads = match &settings.uploads {
-            Some((storage, grace)) => Some(UploadSweep {
-                db: db.clone(),
-                storage: Storage::connect(storage).await,
-                grace: *grace,
-            }),
-            None => None,
-        };
+        let uploads = settings.uploads.map(|(storage, grace)| UploadSweep {
+            db: db.clone(),
+            storage: LazyStorage::on_first_use(storage),
+            grace,
+        });
         let worker = Worker::new(
             db,
             DummyPipeline {

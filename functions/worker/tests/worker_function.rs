@@ -13,6 +13,7 @@ use shared::db::{self, Db};
 use shared::model::{JobStatus, VideoStatus, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
 use shared::pipeline::DummyPipeline;
 use shared::repo::{self, processing_jobs::NewJob, video_sources::NewVideoSource};
+use shared::storage::LazyStorage;
 use shared::worker::Worker;
 use worker::{handler, AppState};
 
@@ -288,10 +289,15 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
         config: Default::default(),
     };
     let conn = app.db.connect().await.unwrap();
-    let storage = app.storage().unwrap().clone();
-    let started = shared::uploads::start(&conn, &storage, &app.ingest, user_id, &request)
-        .await
-        .unwrap();
+    let started = shared::uploads::start(
+        &conn,
+        app.storage().unwrap(),
+        &app.ingest,
+        user_id,
+        &request,
+    )
+    .await
+    .unwrap();
     testkit::put_url(&started.parts[0].url, file).await;
     assert_eq!(env.object_keys().len(), 1);
     tokio::time::sleep(Duration::from_millis(1_200)).await;
@@ -302,7 +308,7 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
         worker: Worker::new(db.clone(), DummyPipeline::default(), cfg),
         uploads: Some(worker::UploadSweep {
             db,
-            storage,
+            storage: LazyStorage::on_first_use(env.s3.storage_config(testkit::BUCKET)),
             grace: Duration::ZERO,
         }),
     };
@@ -313,6 +319,7 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
         .unwrap();
 
     // Assert
+    assert!(state.uploads.as_ref().unwrap().storage.is_connected());
     assert!(env.object_keys().is_empty(), "{:?}", env.object_keys());
     assert_eq!(
         env.count(
@@ -321,6 +328,31 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
         .await,
         1
     );
+}
+
+#[tokio::test]
+async fn a_tick_with_no_upload_to_clean_never_builds_the_s3_client() {
+    // Arrange: an idle queue, no uploads, and an object store that cannot be reached
+    let f = Fixture::new().await;
+    let cfg =
+        WorkerConfig::from_env(&Env::from_pairs([("WORKER_STOP_WHEN_IDLE", "true")])).unwrap();
+    let state = AppState {
+        worker: Worker::new(f.db.clone(), DummyPipeline::default(), cfg),
+        uploads: Some(worker::UploadSweep {
+            db: f.db.clone(),
+            storage: LazyStorage::on_first_use(testkit::unreachable_storage_config("nowhere")),
+            grace: Duration::ZERO,
+        }),
+    };
+
+    // Act
+    let report = handler(&state, LambdaEvent::new(json!({}), Context::default()))
+        .await
+        .unwrap();
+
+    // Assert: the tick succeeded without storage, whose client was never built
+    assert_eq!(report.errors, 0, "{report:?}");
+    assert!(!state.uploads.as_ref().unwrap().storage.is_connected());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
