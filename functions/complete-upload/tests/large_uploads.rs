@@ -5,7 +5,7 @@
 use lambda_http::Body;
 use serde_json::{json, Value};
 use shared::app::App;
-use shared::storage::Storage;
+use shared::storage::{LazyStorage, Storage};
 use testkit::{assert_error, fixture, json_request, put_url, read, request, user, TestEnv};
 
 const MIB: usize = 1024 * 1024;
@@ -468,27 +468,19 @@ async fn the_sweep_expires_unfinished_uploads_and_removes_their_parts_and_object
         big[..5 * MIB].to_vec(),
     )
     .await;
-    let storage = Storage::connect(&env.s3.storage_config(testkit::BUCKET)).await;
+    let storage: LazyStorage = Storage::connect(&env.s3.storage_config(testkit::BUCKET))
+        .await
+        .into();
     let conn = app.db.connect().await.unwrap();
-    let before = shared::uploads::sweep(
-        &conn,
-        &storage.clone().into(),
-        std::time::Duration::ZERO,
-        100,
-    )
-    .await
-    .unwrap();
+    let before = shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100)
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
 
     // Act
-    let report = shared::uploads::sweep(
-        &conn,
-        &storage.clone().into(),
-        std::time::Duration::ZERO,
-        100,
-    )
-    .await
-    .unwrap();
+    let report = shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100)
+        .await
+        .unwrap();
     let late = complete(&app, &token, id(&single), None).await;
 
     // Assert
@@ -543,17 +535,19 @@ async fn a_file_put_again_after_a_failed_check_is_removed_once_the_url_expires()
     put_url(&url, text.clone()).await;
     assert_eq!(complete(&app, &token, id(&started), None).await.0, 415);
     let (again, _) = put_url(&url, text).await;
-    let storage = Storage::connect(&env.s3.storage_config(testkit::BUCKET)).await;
+    let storage: LazyStorage = Storage::connect(&env.s3.storage_config(testkit::BUCKET))
+        .await
+        .into();
     let conn = app.db.connect().await.unwrap();
     let grace = std::time::Duration::ZERO;
 
     // Act
-    let early = shared::uploads::sweep(&conn, &storage.clone().into(), grace, 100)
+    let early = shared::uploads::sweep(&conn, &storage, grace, 100)
         .await
         .unwrap();
     let left_early = env.object_keys().len();
     tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
-    let late = shared::uploads::sweep(&conn, &storage.clone().into(), grace, 100)
+    let late = shared::uploads::sweep(&conn, &storage, grace, 100)
         .await
         .unwrap();
 
