@@ -67,7 +67,7 @@ impl App {
     /// The database (migrated), the token keys and the ingest settings: every HTTP function's.
     async fn open(cfg: &AppConfig) -> Result<Self, StartupError> {
         let db = Db::open(&cfg.database).await?;
-        crate::migrations::migrate(&*db.connect().await?).await?;
+        crate::migrations::migrate(&db.connect().await?).await?;
         Ok(Self {
             db,
             auth: Auth::new(&cfg.auth),

@@ -10,7 +10,7 @@ use argon2::password_hash::{
 use argon2::Argon2;
 use http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use libsql::Connection;
+use crate::db::PooledConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Env};
@@ -266,7 +266,7 @@ pub async fn verify_password(password: String, hash: Option<String>) -> Result<b
 
 /// `POST /auth/register`.
 pub async fn register(
-    conn: &Connection,
+    conn: &PooledConnection,
     auth: &Auth,
     creds: Credentials,
 ) -> Result<Session, ApiError> {
@@ -281,7 +281,7 @@ pub async fn register(
 
 /// `POST /auth/login`: one 401 for a wrong email and a wrong password alike.
 pub async fn login(
-    conn: &Connection,
+    conn: &PooledConnection,
     auth: &Auth,
     creds: Credentials,
 ) -> Result<Session, ApiError> {

@@ -8,8 +8,20 @@
 //! - values are read with [`libsql::Row::get_value`], never `get::<T>()`, which panics on a type mismatch.
 //! - a statement kept for reuse is reset before and after each use ([`query_cached`]), so it never
 //!   holds a read transaction open between uses.
+//!
+//! On a remote libSQL server every HTTP request is a network round trip, so:
+//! - a statement that returns rows goes out as a one-statement Hrana batch with its parameters
+//!   written into the SQL as literals ([`inline`]): one request, where libsql's `query()` makes
+//!   two (a `describe`, then a cursor);
+//! - a write of several statements is one [`transaction`]: `BEGIN IMMEDIATE; …; COMMIT` as one
+//!   batch whose steps each run only if the one before succeeded, so a failure half-way commits
+//!   nothing (the server closes the stream and rolls back). libsql's own `transaction()` opens a
+//!   stream of its own, and statements run on the `Connection` then go out on another stream,
+//!   outside the transaction; it is not used.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::ops::Deref;
 use std::path::Path;
@@ -18,7 +30,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 pub use libsql::Connection;
-use libsql::{params::IntoParams, Row, Rows, Statement, Value};
+use libsql::params::{IntoParams, Params};
+use libsql::{Row, Rows, Statement, Value};
 
 use crate::config::DatabaseUrl;
 
@@ -33,6 +46,8 @@ pub enum DbError {
     Open(String),
     #[error("stored data breaks the schema: {0}")]
     Corrupt(String),
+    #[error("a statement of this program cannot run: {0}")]
+    Statement(String),
     #[error(
         "migration {name} was edited after it was applied (stored checksum {stored}, \
          this build has {embedded}); add a new migration instead of editing an applied one"
@@ -50,7 +65,11 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Open(_) => true,
-            Self::Sql(libsql::Error::ConnectionFailed(_) | libsql::Error::Hrana(_)) => true,
+            Self::Sql(libsql::Error::ConnectionFailed(_)) => true,
+            // A remote server's answer to a statement it ran is an SQL error like a local one;
+            // anything else on the way there (refused, reset, timed out, a stream the server
+            // dropped) means it cannot be reached for now.
+            Self::Sql(e @ libsql::Error::Hrana(_)) => remote_sql_error(e).is_none() || self.is_busy(),
             _ => self.is_busy(),
         }
     }
@@ -64,6 +83,11 @@ impl DbError {
             Self::Sql(e) => e.to_string().contains("FOREIGN KEY constraint failed"),
             _ => false,
         }
+    }
+
+    /// A [`GUARD_SQL`] step aborted its transaction: a condition of the write no longer held.
+    pub fn is_guard(&self) -> bool {
+        matches!(self, Self::Sql(e) if e.to_string().contains(GUARD_MESSAGE))
     }
 
     /// Another writer holds the lock (past the busy timeout): retrying may succeed.
@@ -81,6 +105,20 @@ impl DbError {
             _ => false,
         }
     }
+}
+
+/// What the guard trigger of migration 0004 raises.
+const GUARD_MESSAGE: &str = "write guard: a condition of this write no longer holds";
+
+/// The message of an SQL error a remote server answered a statement with, or `None` for a
+/// failure to reach the server (or a stream it dropped, such as a transaction it timed out).
+/// libsql 0.10 reports a failed batch step as an `api error` and a failed single statement as a
+/// `stream error` carrying the server's error code.
+fn remote_sql_error(e: &libsql::Error) -> Option<String> {
+    let text = e.to_string();
+    let sql = text.contains("api error:")
+        || (text.contains("stream error:") && text.contains("code: \"SQL"));
+    sql.then_some(text)
 }
 
 /// Idle connections of a local database kept for reuse (and, while any is idle, to keep the
@@ -176,6 +214,10 @@ impl Db {
         self.idle.is_some()
     }
 
+    pub fn is_remote(&self) -> bool {
+        !self.is_local()
+    }
+
     /// A connection of the caller's own until it is dropped, set up for this project's rules:
     /// an idle one when there is one, else a new one. Never shared: clones of one libSQL
     /// `Connection` share a SQLite handle, and a rollback on one would undo another's writes.
@@ -200,6 +242,7 @@ impl Db {
             conn: Some(conn),
             statements,
             idle: self.idle.clone(),
+            remote: self.is_remote(),
         })
     }
 }
@@ -211,9 +254,15 @@ pub struct PooledConnection {
     conn: Option<Connection>,
     statements: Statements,
     idle: Option<IdleConnections>,
+    remote: bool,
 }
 
 impl PooledConnection {
+    /// A connection to a remote libSQL server (each request a network round trip).
+    pub fn is_remote(&self) -> bool {
+        self.remote
+    }
+
     /// `sql` prepared on this connection once and reused by every later call with the same
     /// text, for the writes that run on every request and every job: SQLite parses and plans a
     /// statement anew on each `query()`, which costs more than the insert itself
@@ -250,26 +299,33 @@ impl Drop for PooledConnection {
     }
 }
 
-/// Runs a query and maps every row, always reading the `Rows` to its end.
+/// Runs a query and maps every row, always reading the `Rows` to its end. On a remote server
+/// this is one round trip ([`inline`]).
 pub async fn query_all<T>(
-    conn: &Connection,
+    conn: &PooledConnection,
     sql: &str,
     params: impl IntoParams,
     map: impl FnMut(&Row) -> Result<T, DbError>,
 ) -> Result<Vec<T>, DbError> {
+    if conn.remote {
+        return read_all(remote_query(conn, sql, params).await?, map).await;
+    }
     read_all(conn.query(sql, params).await?, map).await
 }
 
 /// [`query_all`] with the statement prepared once per connection ([`PooledConnection::prepared`]),
 /// for the writes that run on every request and every job. The statement is reset before it
 /// runs (a reused statement starts over) and after (it holds nothing between uses, even after
-/// an error).
+/// an error). A remote server gets the one-request form of [`query_all`].
 pub async fn query_cached<T>(
     conn: &PooledConnection,
     sql: &str,
     params: impl IntoParams,
     map: impl FnMut(&Row) -> Result<T, DbError>,
 ) -> Result<Vec<T>, DbError> {
+    if conn.remote {
+        return query_all(conn, sql, params, map).await;
+    }
     let stmt = conn.prepared(sql).await?;
     stmt.reset();
     let result = match stmt.query(params).await {
@@ -288,6 +344,339 @@ pub async fn query_one_cached<T>(
     map: impl FnMut(&Row) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
     one(query_cached(conn, sql, params, map).await?, sql)
+}
+
+/// Runs a statement that returns no rows; the number of rows it changed. One round trip on a
+/// remote server.
+pub async fn execute(
+    conn: &PooledConnection,
+    sql: &str,
+    params: impl IntoParams,
+) -> Result<u64, DbError> {
+    Ok(conn.execute(sql, params).await?)
+}
+
+/// One statement of a [`transaction`]: its SQL and positional parameters.
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub sql: Cow<'static, str>,
+    pub params: Vec<Value>,
+}
+
+impl Stmt {
+    pub fn new(sql: impl Into<Cow<'static, str>>, params: impl IntoParams) -> Result<Self, DbError> {
+        Ok(Self {
+            sql: sql.into(),
+            params: positional(params)?,
+        })
+    }
+}
+
+fn positional(params: impl IntoParams) -> Result<Vec<Value>, DbError> {
+    match params.into_params()? {
+        Params::None => Ok(Vec::new()),
+        Params::Positional(values) => Ok(values),
+        Params::Named(_) => Err(DbError::Statement(
+            "named parameters are not supported; use ?1, ?2, …".into(),
+        )),
+    }
+}
+
+/// A row read out of its statement: what a [`transaction`] returns per statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedRow {
+    names: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+impl OwnedRow {
+    fn read(row: &Row, names: &mut Option<Arc<[String]>>) -> Result<Self, DbError> {
+        let count = row.column_count();
+        let names = names
+            .get_or_insert_with(|| {
+                (0..count)
+                    .map(|i| row.column_name(i).unwrap_or("?").to_owned())
+                    .collect()
+            })
+            .clone();
+        let values = (0..count)
+            .map(|i| row.get_value(i))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { names, values })
+    }
+}
+
+/// Where the column readers ([`int`], [`text`], …) read from: a live [`Row`] or an [`OwnedRow`].
+pub trait Columns {
+    fn value(&self, idx: i32) -> Result<Value, DbError>;
+    fn name(&self, idx: i32) -> &str;
+}
+
+impl Columns for Row {
+    fn value(&self, idx: i32) -> Result<Value, DbError> {
+        Ok(self.get_value(idx)?)
+    }
+
+    fn name(&self, idx: i32) -> &str {
+        self.column_name(idx).unwrap_or("?")
+    }
+}
+
+impl Columns for OwnedRow {
+    fn value(&self, idx: i32) -> Result<Value, DbError> {
+        usize::try_from(idx)
+            .ok()
+            .and_then(|i| self.values.get(i))
+            .cloned()
+            .ok_or_else(|| DbError::Corrupt(format!("no column {idx} in the row")))
+    }
+
+    fn name(&self, idx: i32) -> &str {
+        usize::try_from(idx)
+            .ok()
+            .and_then(|i| self.names.get(i))
+            .map_or("?", String::as_str)
+    }
+}
+
+/// Runs `steps` as one transaction (`BEGIN IMMEDIATE` … `COMMIT`): every statement or none.
+/// Returns each statement's rows. A local file runs them one by one on this connection, with
+/// the statements prepared once per connection; a remote server gets them as one batch, one
+/// round trip, each step run only if the one before succeeded. Retried while the database is
+/// busy (a busy failure has written nothing).
+///
+/// A step that must not run unless an earlier one changed a row says so in its SQL
+/// (`… WHERE changes() = 1`), or aborts the whole transaction through the `write_guards` view
+/// ([`GUARD_SQL`]): there is no round trip between steps to decide in.
+pub async fn transaction(
+    conn: &PooledConnection,
+    steps: &[Stmt],
+) -> Result<Vec<Vec<OwnedRow>>, DbError> {
+    retry_busy(|| async move {
+        if conn.remote {
+            remote_transaction(conn, steps).await
+        } else {
+            local_transaction(conn, steps).await
+        }
+    })
+    .await
+}
+
+/// A step of a [`transaction`] that aborts it (rolls every step back) unless the statement before
+/// it changed exactly one row. Its error is recognised by [`DbError::is_guard`].
+pub const GUARD_SQL: &str = "INSERT INTO write_guards (held) SELECT changes() = 1";
+
+async fn local_transaction(
+    conn: &PooledConnection,
+    steps: &[Stmt],
+) -> Result<Vec<Vec<OwnedRow>>, DbError> {
+    conn.execute("BEGIN IMMEDIATE", ()).await?;
+    let mut out = Vec::with_capacity(steps.len());
+    for step in steps {
+        let mut names = None;
+        let rows = query_cached(conn, &step.sql, step.params.clone(), |r| {
+            OwnedRow::read(r, &mut names)
+        })
+        .await;
+        match rows {
+            Ok(rows) => out.push(rows),
+            Err(e) => {
+                rollback(conn).await;
+                return Err(e);
+            }
+        }
+    }
+    if let Err(e) = conn.execute("COMMIT", ()).await {
+        rollback(conn).await;
+        return Err(e.into());
+    }
+    Ok(out)
+}
+
+async fn rollback(conn: &PooledConnection) {
+    if !conn.is_autocommit() {
+        if let Err(e) = conn.execute("ROLLBACK", ()).await {
+            tracing::warn!(error = %e, "rollback failed; the connection is closed, not reused");
+        }
+    }
+}
+
+async fn remote_transaction(
+    conn: &PooledConnection,
+    steps: &[Stmt],
+) -> Result<Vec<Vec<OwnedRow>>, DbError> {
+    let mut sql = String::from("BEGIN IMMEDIATE;\n");
+    for step in steps {
+        sql.push_str(&inline(&step.sql, &step.params)?);
+        sql.push_str(";\n");
+    }
+    sql.push_str("COMMIT");
+    let mut batch = conn.execute_batch(&sql).await?;
+    let _begin = batch.next_stmt_row();
+    let mut out = Vec::with_capacity(steps.len());
+    for _ in steps {
+        let rows = batch
+            .next_stmt_row()
+            .flatten()
+            .ok_or_else(|| DbError::Corrupt("a step of the batch returned no result".into()))?;
+        let mut names = None;
+        out.push(read_all(rows, |r| OwnedRow::read(r, &mut names)).await?);
+    }
+    Ok(out)
+}
+
+/// One statement as a one-step Hrana batch: a single round trip.
+async fn remote_query(
+    conn: &PooledConnection,
+    sql: &str,
+    params: impl IntoParams,
+) -> Result<Rows, DbError> {
+    let sql = inline(sql, &positional(params)?)?;
+    conn.execute_batch(&sql)
+        .await?
+        .next_stmt_row()
+        .flatten()
+        .ok_or_else(|| DbError::Corrupt("the statement returned no result".into()))
+}
+
+/// `sql` with its parameters (`?NNN` or `?`) written in as SQL literals, for a remote batch,
+/// which libsql 0.10 sends without parameters. Text is a quoted literal (quotes doubled; text
+/// holding a NUL byte is written as hex), blobs hex, numbers in full, each with spaces around
+/// it so no literal can join a neighbouring token (`-` `-5` is not a comment). String literals,
+/// quoted identifiers and comments in `sql` are copied as they are. A trailing `;` is dropped:
+/// one statement in, one statement out.
+pub fn inline(sql: &str, params: &[Value]) -> Result<String, DbError> {
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 16 * params.len());
+    let mut next = 0usize; // the index a bare `?` takes: one past the largest so far
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == q {
+                        if bytes.get(i + 1) == Some(&q) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'[' => {
+                while i < bytes.len() && bytes[i] != b']' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'?' => {
+                out.push_str(&sql[copied..i]);
+                let start = i + 1;
+                let mut end = start;
+                while end < bytes.len() && bytes[end].is_ascii_digit() {
+                    end += 1;
+                }
+                let index = if end > start {
+                    let n: usize = sql[start..end]
+                        .parse()
+                        .map_err(|_| DbError::Statement(format!("bad parameter in: {sql}")))?;
+                    next = next.max(n);
+                    n
+                } else {
+                    next += 1;
+                    next
+                };
+                let value = index
+                    .checked_sub(1)
+                    .and_then(|i| params.get(i))
+                    .ok_or_else(|| {
+                        DbError::Statement(format!(
+                            "parameter ?{index} has no value ({} given) in: {sql}",
+                            params.len()
+                        ))
+                    })?;
+                out.push(' ');
+                literal(&mut out, value);
+                out.push(' ');
+                i = end;
+                copied = end;
+            }
+            b':' | b'@' | b'$'
+                if bytes
+                    .get(i + 1)
+                    .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_') =>
+            {
+                return Err(DbError::Statement(format!(
+                    "named parameters are not supported: {sql}"
+                )));
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[copied.min(sql.len())..]);
+    let trimmed = out.trim_end().trim_end_matches(';').trim_end().len();
+    out.truncate(trimmed);
+    Ok(out)
+}
+
+fn literal(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("NULL"),
+        Value::Integer(i64::MIN) => out.push_str("(-9223372036854775807 - 1)"),
+        Value::Integer(v) if *v < 0 => {
+            let _ = write!(out, "({v})");
+        }
+        Value::Integer(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Real(v) if v.is_nan() => out.push_str("NULL"),
+        Value::Real(v) if v.is_infinite() => {
+            out.push_str(if *v > 0.0 { "9e999" } else { "(-9e999)" })
+        }
+        // `{:?}` prints the shortest text that reads back to the same f64, always with a `.` or
+        // an exponent, so SQLite reads it as REAL.
+        Value::Real(v) if *v < 0.0 => {
+            let _ = write!(out, "({v:?})");
+        }
+        Value::Real(v) => {
+            let _ = write!(out, "{v:?}");
+        }
+        Value::Text(t) if t.contains('\0') => {
+            out.push_str("CAST(");
+            hex(out, t.as_bytes());
+            out.push_str(" AS TEXT)");
+        }
+        Value::Text(t) => {
+            out.push('\'');
+            out.push_str(&t.replace('\'', "''"));
+            out.push('\'');
+        }
+        Value::Blob(b) => hex(out, b),
+    }
+}
+
+fn hex(out: &mut String, bytes: &[u8]) {
+    out.push_str("X'");
+    for b in bytes {
+        let _ = write!(out, "{b:02X}");
+    }
+    out.push('\'');
 }
 
 /// Maps every row and reads `rows` to its end, even when a row fails to map.
@@ -313,7 +702,7 @@ async fn read_all<T>(
 
 /// At most one row (the statement is still read to its end).
 pub async fn query_opt<T>(
-    conn: &Connection,
+    conn: &PooledConnection,
     sql: &str,
     params: impl IntoParams,
     map: impl FnMut(&Row) -> Result<T, DbError>,
@@ -323,7 +712,7 @@ pub async fn query_opt<T>(
 
 /// Exactly one row.
 pub async fn query_one<T>(
-    conn: &Connection,
+    conn: &PooledConnection,
     sql: &str,
     params: impl IntoParams,
     map: impl FnMut(&Row) -> Result<T, DbError>,
@@ -340,7 +729,7 @@ fn one<T>(rows: Vec<T>, sql: &str) -> Result<T, DbError> {
 /// Runs a write ending in `RETURNING 1` (rows read to the end); `true` when it wrote a row —
 /// the guarded `UPDATE … WHERE <state>` / `INSERT … ON CONFLICT DO NOTHING` pattern.
 pub async fn wrote_row(
-    conn: &Connection,
+    conn: &PooledConnection,
     sql: &str,
     params: impl IntoParams,
 ) -> Result<bool, DbError> {
@@ -378,20 +767,20 @@ where
 
 // ---- reading columns without panics -------------------------------------------------------
 
-fn type_error(row: &Row, idx: i32, want: &str, got: &Value) -> DbError {
-    let name = row.column_name(idx).unwrap_or("?");
+fn type_error(row: &dyn Columns, idx: i32, want: &str, got: &Value) -> DbError {
+    let name = row.name(idx);
     DbError::Corrupt(format!("column {name}: expected {want}, found {got:?}"))
 }
 
-pub fn int(row: &Row, idx: i32) -> Result<i64, DbError> {
-    match row.get_value(idx)? {
+pub fn int(row: &dyn Columns, idx: i32) -> Result<i64, DbError> {
+    match row.value(idx)? {
         Value::Integer(v) => Ok(v),
         other => Err(type_error(row, idx, "an integer", &other)),
     }
 }
 
-pub fn opt_int(row: &Row, idx: i32) -> Result<Option<i64>, DbError> {
-    match row.get_value(idx)? {
+pub fn opt_int(row: &dyn Columns, idx: i32) -> Result<Option<i64>, DbError> {
+    match row.value(idx)? {
         Value::Null => Ok(None),
         Value::Integer(v) => Ok(Some(v)),
         other => Err(type_error(row, idx, "an integer or NULL", &other)),
@@ -399,35 +788,35 @@ pub fn opt_int(row: &Row, idx: i32) -> Result<Option<i64>, DbError> {
 }
 
 /// A REAL column (SQLite may hand back an INTEGER for a whole number: both are accepted).
-pub fn real(row: &Row, idx: i32) -> Result<f64, DbError> {
-    match row.get_value(idx)? {
+pub fn real(row: &dyn Columns, idx: i32) -> Result<f64, DbError> {
+    match row.value(idx)? {
         Value::Real(v) => Ok(v),
         Value::Integer(v) => Ok(v as f64),
         other => Err(type_error(row, idx, "a number", &other)),
     }
 }
 
-pub fn text(row: &Row, idx: i32) -> Result<String, DbError> {
-    match row.get_value(idx)? {
+pub fn text(row: &dyn Columns, idx: i32) -> Result<String, DbError> {
+    match row.value(idx)? {
         Value::Text(v) => Ok(v),
         other => Err(type_error(row, idx, "text", &other)),
     }
 }
 
-pub fn opt_text(row: &Row, idx: i32) -> Result<Option<String>, DbError> {
-    match row.get_value(idx)? {
+pub fn opt_text(row: &dyn Columns, idx: i32) -> Result<Option<String>, DbError> {
+    match row.value(idx)? {
         Value::Null => Ok(None),
         Value::Text(v) => Ok(Some(v)),
         other => Err(type_error(row, idx, "text or NULL", &other)),
     }
 }
 
-pub fn timestamp(row: &Row, idx: i32) -> Result<DateTime<Utc>, DbError> {
+pub fn timestamp(row: &dyn Columns, idx: i32) -> Result<DateTime<Utc>, DbError> {
     let raw = text(row, idx)?;
     crate::time::parse(&raw).map_err(|e| DbError::Corrupt(format!("timestamp {raw:?}: {e}")))
 }
 
-pub fn opt_timestamp(row: &Row, idx: i32) -> Result<Option<DateTime<Utc>>, DbError> {
+pub fn opt_timestamp(row: &dyn Columns, idx: i32) -> Result<Option<DateTime<Utc>>, DbError> {
     match opt_text(row, idx)? {
         None => Ok(None),
         Some(raw) => crate::time::parse(&raw)
@@ -436,12 +825,12 @@ pub fn opt_timestamp(row: &Row, idx: i32) -> Result<Option<DateTime<Utc>>, DbErr
     }
 }
 
-pub fn json(row: &Row, idx: i32) -> Result<serde_json::Value, DbError> {
+pub fn json(row: &dyn Columns, idx: i32) -> Result<serde_json::Value, DbError> {
     let raw = text(row, idx)?;
     serde_json::from_str(&raw).map_err(|e| DbError::Corrupt(format!("JSON column: {e}")))
 }
 
-pub fn opt_json(row: &Row, idx: i32) -> Result<Option<serde_json::Value>, DbError> {
+pub fn opt_json(row: &dyn Columns, idx: i32) -> Result<Option<serde_json::Value>, DbError> {
     match opt_text(row, idx)? {
         None => Ok(None),
         Some(raw) => serde_json::from_str(&raw)

@@ -2,7 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use libsql::Connection;
+use crate::db::PooledConnection;
 use serde::Serialize;
 
 use crate::error::{ApiError, FieldErrors};
@@ -100,7 +100,7 @@ pub fn decode_cursor(raw: &str) -> Option<HistoryPosition> {
 
 /// One page of the caller's history.
 pub async fn page(
-    conn: &Connection,
+    conn: &PooledConnection,
     user_id: i64,
     query: &HistoryQuery,
 ) -> Result<HistoryPage, ApiError> {

@@ -3,21 +3,22 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use libsql::{Connection, TransactionBehavior};
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::clip_config::ClipConfig;
 use crate::config::{ConfigError, Env};
-use crate::db::{retry_busy, DbError, PooledConnection};
+use crate::db::{self, DbError, PooledConnection};
 use crate::error::{ApiError, FieldErrors};
 use crate::http::{media_type, Fields, Response};
 use crate::media::{self, MediaError};
 use crate::model::{SourceType, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
 use crate::repo::idempotency_keys::{self, IdempotencyKey};
+use crate::repo;
 use crate::repo::processing_jobs::{self, NewJob, ProcessingJob};
-use crate::repo::uploads::{self, UploadStatus};
+use crate::repo::uploads;
 use crate::repo::video_sources::{self, NewVideoSource, VideoSource};
 use crate::storage::{new_video_key, Storage};
 use crate::youtube::YoutubeLink;
@@ -144,19 +145,6 @@ fn digest(parts: &[&[u8]]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The first response recorded for `key`, or a 409 when the key was used for another request.
-async fn replay(conn: &Connection, key: &IdempotencyKey) -> Result<Option<Outcome>, ApiError> {
-    match idempotency_keys::find(conn, key).await? {
-        None => Ok(None),
-        Some(stored) if stored.request_hash == key.request_hash => {
-            Ok(Some(Outcome::Replayed(stored.response_body)))
-        }
-        Some(_) => Err(ApiError::Conflict(
-            "this Idempotency-Key was already used for a different request; use a new key".into(),
-        )),
-    }
-}
-
 /// What else the transaction that creates a video records.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Record<'a> {
@@ -176,69 +164,70 @@ fn answer(e: DbError) -> ApiError {
     }
 }
 
-/// Writes the video, its job and what `record` says in one transaction.
+/// Writes the video, its job and what `record` says in one transaction: one round trip on a
+/// remote server. With a key, a repeated request writes nothing and gets the first answer (or a
+/// 409 when the key was used for another request), from the same round trip.
 pub(crate) async fn create(
     conn: &PooledConnection,
     video: &NewVideoSource,
     job: &NewJob,
     record: Record<'_>,
 ) -> Result<Outcome, ApiError> {
-    let result = retry_busy(|| async move {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .await?;
-        let now = crate::time::now();
-        // on the transaction's connection, with its prepared statements
-        let video_source = video_sources::insert(conn, video, now).await?;
-        let processing_job = processing_jobs::insert(conn, video_source.id, job, now).await?;
-        let video_id = video_source.id;
-        let body = serde_json::to_string(&Created {
-            video_source,
-            processing_job,
-        })
-        .map_err(|e| DbError::Corrupt(e.to_string()))?;
-        let mut recorded = match record.key {
-            Some(key) => idempotency_keys::insert(&tx, key, video_id, &body, now).await?,
-            None => true,
-        };
-        if let (true, Some((id, token))) = (recorded, record.upload) {
-            recorded = uploads::finish(
-                &tx,
-                id,
-                token,
-                UploadStatus::Completed,
-                Some(video_id),
-                201,
-                &body,
-            )
-            .await?;
-        }
-        if !recorded {
-            tx.rollback().await?;
-            return Ok(None); // a concurrent request with the same key (or claim) won
-        }
-        tx.commit().await?;
-        Ok(Some(body))
+    let now = crate::time::now();
+    let template = serde_json::to_string(&Created {
+        video_source: video.stored(repo::VIDEO_ID_SLOT, now)?,
+        processing_job: job.stored(repo::JOB_ID_SLOT, repo::VIDEO_ID_SLOT, now),
     })
-    .await;
-    match result {
-        Ok(Some(body)) => Ok(Outcome::Created(body)),
-        // Only a keyed request can lose the race to a concurrent twin: answer with the twin's.
-        Ok(None) => match record {
-            Record { key: Some(key), .. } => replay(conn, key)
-                .await?
-                .ok_or_else(|| ApiError::Internal("idempotency key vanished".into())),
-            Record {
-                upload: Some(_), ..
-            } => Err(ApiError::Conflict(
-                "another request is completing this upload; ask again in a few seconds".into(),
-            )),
-            Record { .. } => Err(ApiError::Internal(
-                "a request without a key lost a key race".into(),
-            )),
-        },
-        Err(e) => Err(answer(e)),
+    .map_err(ApiError::internal)?;
+    let mut steps = vec![
+        video_sources::insert(video, now, record.key)?,
+        processing_jobs::insert_for_new_video(job, now)?,
+    ];
+    if let Some(key) = record.key {
+        steps.push(idempotency_keys::insert_for_new_job(key, &template, now)?);
     }
+    if let Some((id, token)) = record.upload {
+        steps.push(uploads::complete_with_new_video(id, token, &template, now)?);
+        steps.push(uploads::completed_guard(id)?);
+    }
+    if let Some(key) = record.key {
+        steps.push(idempotency_keys::find_stmt(key)?);
+    }
+    let rows = match db::transaction(conn, &steps).await {
+        Ok(rows) => rows,
+        Err(e) if e.is_guard() => {
+            return Err(ApiError::Conflict(
+                "another request is completing this upload; ask again in a few seconds".into(),
+            ))
+        }
+        Err(e) => return Err(answer(e)),
+    };
+    let video_id = repo::inserted_id(&rows[0])?;
+    let job_id = repo::inserted_id(&rows[1])?;
+    match (video_id, job_id, record.key) {
+        (Some(video_id), Some(job_id), _) => {
+            Ok(Outcome::Created(repo::fill_ids(&template, video_id, job_id)))
+        }
+        // The key was recorded already: a repeat of the first request, or another request.
+        (None, _, Some(key)) => {
+            let stored = idempotency_keys::stored(rows.last().map_or(&[], Vec::as_slice))?
+                .ok_or_else(|| ApiError::Internal("idempotency key vanished".into()))?;
+            if stored.request_hash == key.request_hash {
+                Ok(Outcome::Replayed(stored.response_body))
+            } else {
+                Err(key_reused())
+            }
+        }
+        _ => Err(ApiError::Internal(
+            "a new video was not inserted with its job".into(),
+        )),
+    }
+}
+
+fn key_reused() -> ApiError {
+    ApiError::Conflict(
+        "this Idempotency-Key was already used for a different request; use a new key".into(),
+    )
 }
 
 /// `POST /viral-clip/video/youtube`'s body.
@@ -284,11 +273,6 @@ pub async fn submit_youtube(
             submission.config.to_payload().to_string().as_bytes(),
         ]),
     });
-    if let Some(key) = &key {
-        if let Some(outcome) = replay(conn, key).await? {
-            return Ok(outcome);
-        }
-    }
     let video = NewVideoSource {
         user_id,
         source_type: Some(SourceType::Youtube),
@@ -520,15 +504,11 @@ pub async fn upload_video(
             ]),
         }
     });
-    if let Some(key) = &key {
-        if let Some(outcome) = replay(conn, key).await? {
-            return Ok(outcome);
-        }
-    }
     // The intent first: a claimed `uploads` row naming the object, written before any byte
     // reaches the store. Should this request die half-way (the store gone mid-PUT, the function
     // killed), an object nobody answered for is still known, and the worker's sweep removes it
-    // once the claim has run out. The video's transaction completes it.
+    // once the claim has run out. The video's transaction completes it. A repeated keyed
+    // request writes no intent and gets the first answer, in the same round trip.
     let object_key = new_video_key(user_id);
     let token = uuid::Uuid::new_v4().to_string();
     let now = crate::time::now();
@@ -547,9 +527,28 @@ pub async fn upload_video(
         expires_at: now, // there is no URL to expire: only the claim guards it
     };
     let claim_until = now + DIRECT_UPLOAD_CLAIM;
-    let intent = retry_busy(|| uploads::insert(conn, &intent, Some((&token, claim_until)), now))
-        .await
-        .map_err(answer)?;
+    let mut steps = vec![uploads::insert_unless_key(
+        &intent,
+        (&token, claim_until),
+        now,
+        key.as_ref(),
+    )?];
+    if let Some(key) = &key {
+        steps.push(idempotency_keys::find_stmt(key)?);
+    }
+    let rows = db::transaction(conn, &steps).await.map_err(answer)?;
+    let Some(intent_id) = repo::inserted_id(&rows[0])? else {
+        let stored = match (&key, rows.get(1)) {
+            (Some(key), Some(rows)) => idempotency_keys::stored(rows)?
+                .map(|s| (s.request_hash == key.request_hash, s.response_body)),
+            _ => None,
+        };
+        return match stored {
+            Some((true, body)) => Ok(Outcome::Replayed(body)),
+            Some((false, _)) => Err(key_reused()),
+            None => Err(ApiError::Internal("the upload's intent was not written".into())),
+        };
+    };
     storage.put_video(&object_key, form.file.clone()).await?;
     let video = NewVideoSource {
         user_id,
@@ -561,7 +560,7 @@ pub async fn upload_video(
     };
     let record = Record {
         key: key.as_ref(),
-        upload: Some((intent.id, &token)),
+        upload: Some((intent_id, &token)),
     };
     let outcome = create(conn, &video, &new_job(cfg, &form.config), record).await;
     if !matches!(outcome, Ok(Outcome::Created(_))) {

@@ -1,13 +1,13 @@
 //! Schema migrations: the numbered SQL files of `migrations/`, embedded in every binary.
 //!
-//! Each is applied once, in order, inside one `BEGIN IMMEDIATE` transaction that also records
-//! its SHA-256. A re-run is a no-op (a read, no write lock); an applied migration whose text has
-//! changed is refused; two cold starts migrating at once serialise on the write lock, and the
-//! second finds nothing left to do.
+//! Each is applied once, in order; the pending ones are applied in one `BEGIN IMMEDIATE`
+//! transaction that also records each one's SHA-256 (one batch, one round trip, on a remote
+//! server). A re-run is one read of the ledger and nothing more: that is what a cold start
+//! costs once the schema is current. An applied migration whose text has changed is refused;
+//! two cold starts migrating at once serialise on the write lock, and the second finds nothing
+//! left to do.
 
-use libsql::{Connection, TransactionBehavior};
-
-use crate::db::{self, retry_busy, DbError};
+use crate::db::{self, retry_busy, DbError, PooledConnection};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         3,
         "0003_uploads",
         include_str!("../../migrations/0003_uploads.sql"),
+    ),
+    Migration::new(
+        4,
+        "0004_write_guards",
+        include_str!("../../migrations/0004_write_guards.sql"),
     ),
 ];
 
@@ -155,61 +160,113 @@ const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
 )";
 
 /// Applies every pending migration; returns the versions it applied (empty when up to date).
-pub async fn migrate(conn: &Connection) -> Result<Vec<i64>, DbError> {
+pub async fn migrate(conn: &PooledConnection) -> Result<Vec<i64>, DbError> {
     migrate_with(conn, MIGRATIONS).await
 }
 
 /// [`migrate`] with a given list (tests use it to simulate an edited migration).
 pub async fn migrate_with(
-    conn: &Connection,
+    conn: &PooledConnection,
     migrations: &[Migration],
 ) -> Result<Vec<i64>, DbError> {
-    // Fast path without the write lock: everything is applied already.
-    if pending(conn, migrations).await?.is_empty() {
+    // One read: everything is applied already (the usual cold start).
+    let todo = pending(conn, migrations).await?;
+    if todo.is_empty() {
         return Ok(Vec::new());
     }
-    retry_busy(|| async move {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).await?;
-        tx.execute(CREATE_LEDGER, ()).await?;
-        let todo = pending(&tx, migrations).await?;
-        for m in &todo {
-            tx.execute_batch(m.sql).await?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
-                (m.version, m.name, m.checksum(), crate::time::format(crate::time::now())),
-            )
-            .await?;
-            tracing::info!(version = m.version, name = m.name, "applied migration");
+    let applied = retry_busy(|| apply(conn, migrations)).await;
+    match applied {
+        Ok(versions) => Ok(versions),
+        // Another cold start applied them first (a remote batch cannot re-check under the
+        // lock): fine when nothing is left to do.
+        Err(e) if pending(conn, migrations).await?.is_empty() => {
+            tracing::info!(error = %e, "migrations were applied by another process");
+            Ok(Vec::new())
         }
-        tx.commit().await?;
-        Ok(todo.iter().map(|m| m.version).collect())
-    })
-    .await
+        Err(e) => Err(e),
+    }
 }
 
-/// The migrations not yet applied; refuses an applied migration whose text changed.
+/// The pending migrations, applied in one transaction with their ledger rows.
+async fn apply(conn: &PooledConnection, migrations: &[Migration]) -> Result<Vec<i64>, DbError> {
+    let now = crate::time::format(crate::time::now());
+    if conn.is_remote() {
+        // The ledger as it is now, then every pending script and its ledger row in one batch.
+        let todo = pending(conn, migrations).await?;
+        let mut sql = format!("BEGIN IMMEDIATE;\n{CREATE_LEDGER};\n");
+        for m in &todo {
+            sql.push_str(m.sql);
+            sql.push_str(";\n");
+            sql.push_str(&db::inline(
+                RECORD,
+                &[
+                    m.version.into(),
+                    m.name.into(),
+                    m.checksum().into(),
+                    now.clone().into(),
+                ],
+            )?);
+            sql.push_str(";\n");
+        }
+        sql.push_str("COMMIT");
+        conn.execute_batch(&sql).await?;
+        log_applied(&todo);
+        return Ok(todo.iter().map(|m| m.version).collect());
+    }
+    conn.execute("BEGIN IMMEDIATE", ()).await?;
+    let result = async {
+        conn.execute(CREATE_LEDGER, ()).await?;
+        let todo = pending(conn, migrations).await?;
+        for m in &todo {
+            conn.execute_batch(m.sql).await?;
+            conn.execute(RECORD, (m.version, m.name, m.checksum(), now.clone()))
+                .await?;
+        }
+        conn.execute("COMMIT", ()).await?;
+        Ok::<_, DbError>(todo)
+    }
+    .await;
+    match result {
+        Ok(todo) => {
+            log_applied(&todo);
+            Ok(todo.iter().map(|m| m.version).collect())
+        }
+        Err(e) => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute("ROLLBACK", ()).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+fn log_applied(todo: &[&Migration]) {
+    for m in todo {
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+    }
+}
+
+const RECORD: &str =
+    "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)";
+
+/// The migrations not yet applied (one read of the ledger); refuses an applied migration whose
+/// text changed.
 async fn pending<'a>(
-    conn: &Connection,
+    conn: &PooledConnection,
     migrations: &'a [Migration],
 ) -> Result<Vec<&'a Migration>, DbError> {
-    let has_ledger = db::query_one(
+    let applied = match db::query_all(
         conn,
-        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'",
+        "SELECT version, name, checksum FROM schema_migrations",
         (),
-        |r| db::int(r, 0),
+        |r| Ok((db::int(r, 0)?, db::text(r, 1)?, db::text(r, 2)?)),
     )
-    .await?
-        > 0;
-    let applied = if has_ledger {
-        db::query_all(
-            conn,
-            "SELECT version, name, checksum FROM schema_migrations",
-            (),
-            |r| Ok((db::int(r, 0)?, db::text(r, 1)?, db::text(r, 2)?)),
-        )
-        .await?
-    } else {
-        Vec::new()
+    .await
+    {
+        Ok(applied) => applied,
+        // A database never migrated has no ledger yet.
+        Err(e) if e.to_string().contains("no such table") => Vec::new(),
+        Err(e) => return Err(e),
     };
     let mut todo = Vec::new();
     for m in migrations {

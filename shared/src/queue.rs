@@ -21,7 +21,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use libsql::{Connection, TransactionBehavior};
+
 use serde::Serialize;
 
 use crate::config::QueueConfig;
@@ -116,7 +116,7 @@ impl Queue {
     /// its own lease of [`QueueConfig::lease`]. The jobs' videos become `processing`.
     pub async fn claim(
         &self,
-        conn: &Connection,
+        conn: &PooledConnection,
         worker_id: &str,
         limit: usize,
     ) -> Result<Vec<ClaimedJob>, DbError> {
@@ -161,7 +161,7 @@ impl Queue {
     /// Extends the lease (and raises progress, if given). `Ok(false)`: the lease is lost — stop.
     pub async fn heartbeat(
         &self,
-        conn: &Connection,
+        conn: &PooledConnection,
         lease: &Lease,
         progress: Option<f64>,
     ) -> Result<bool, DbError> {
@@ -198,7 +198,7 @@ impl Queue {
     /// statement. `Ok(false)`: the lease was lost and nothing changed.
     pub async fn complete(
         &self,
-        conn: &Connection,
+        conn: &PooledConnection,
         lease: &Lease,
         result_summary: &serde_json::Value,
     ) -> Result<bool, DbError> {
@@ -217,43 +217,35 @@ impl Queue {
         Ok(changed == 1)
     }
 
-    /// Completes many jobs in one transaction (one commit); returns how many were still ours.
+    /// Completes many jobs in one transaction (one commit, one round trip); returns how many
+    /// were still ours.
     pub async fn complete_many(
         &self,
-        conn: &Connection,
+        conn: &PooledConnection,
         done: &[(Lease, serde_json::Value)],
     ) -> Result<usize, DbError> {
         if done.is_empty() {
             return Ok(0);
         }
         let now = crate::time::format(crate::time::now());
-        let rows: Vec<_> = done
+        let steps = done
             .iter()
-            .map(|(lease, summary)| (summary.to_string(), lease.job_id, lease.token.clone()))
-            .collect();
-        retry_busy(|| {
-            let (rows, now) = (&rows, &now);
-            async move {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .await?;
-                let mut completed = 0;
-                for (summary, id, token) in rows {
-                    let params = (summary.clone(), now.clone(), *id, token.clone());
-                    completed += tx.execute(COMPLETE_SQL, params).await? as usize;
-                }
-                tx.commit().await?;
-                Ok(completed)
-            }
-        })
-        .await
+            .map(|(lease, summary)| {
+                db::Stmt::new(
+                    COMPLETE_MANY_SQL,
+                    (summary.to_string(), now.clone(), lease.job_id, lease.token.clone()),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = db::transaction(conn, &steps).await?;
+        Ok(rows.iter().filter(|r| !r.is_empty()).count())
     }
 
     /// Records a failed attempt. A `retryable` error with attempts left re-queues the job with
     /// back-off; otherwise job and video become `failed`. The error is kept either way.
     pub async fn fail(
         &self,
-        conn: &Connection,
+        conn: &PooledConnection,
         job: &ClaimedJob,
         error: &str,
         retryable: bool,
@@ -298,18 +290,41 @@ impl Queue {
     /// lock. A worker that found the queue empty asks this before claiming again, so polling an
     /// idle queue never takes SQLite's write lock from the API's writers (and skips preparing
     /// the claim's UPDATE with its triggers: BENCHMARKS.md, "Cold start").
-    pub async fn has_claimable(&self, conn: &Connection) -> Result<bool, DbError> {
+    pub async fn has_claimable(&self, conn: &PooledConnection) -> Result<bool, DbError> {
+        Ok(self.look(conn).await?.claimable)
+    }
+
+    /// What an idle poll needs to know, in one read (one round trip) of the claim's and the
+    /// reaper's partial indexes: is any lease expired, is any job claimable?
+    pub async fn look(&self, conn: &PooledConnection) -> Result<Look, DbError> {
         let now = crate::time::format(crate::time::now());
-        exists(conn, CLAIMABLE_SQL, now).await
+        retry_busy(|| {
+            let now = now.clone();
+            async move {
+                db::query_one(conn, LOOK_SQL, [now], |r| {
+                    Ok(Look {
+                        expired: db::int(r, 0)? != 0,
+                        claimable: db::int(r, 1)? != 0,
+                    })
+                })
+                .await
+            }
+        })
+        .await
     }
 
     /// Returns jobs whose lease expired to the queue, or fails them when no attempt is left.
     /// A read comes first: with no expired lease (the usual case) no write lock is taken.
-    pub async fn reap(&self, conn: &Connection) -> Result<Reaped, DbError> {
-        let now = crate::time::format(crate::time::now());
-        if !exists(conn, EXPIRED_SQL, now.clone()).await? {
+    pub async fn reap(&self, conn: &PooledConnection) -> Result<Reaped, DbError> {
+        if !self.look(conn).await?.expired {
             return Ok(Reaped::default());
         }
+        self.reap_expired(conn).await
+    }
+
+    /// [`Queue::reap`] without its read, for a caller that has just [looked](Queue::look).
+    pub async fn reap_expired(&self, conn: &PooledConnection) -> Result<Reaped, DbError> {
+        let now = crate::time::format(crate::time::now());
         let rows = retry_busy(|| {
             let now = now.clone();
             async move {
@@ -371,6 +386,13 @@ const COMPLETE_SQL: &str = "UPDATE processing_jobs
         lease_token = NULL, lease_expires_at = NULL, finished_at = ?2, updated_at = ?2
   WHERE id = ?3 AND lease_token = ?4 AND status = 'running'";
 
+/// [`COMPLETE_SQL`] as a step of [`Queue::complete_many`]: a row back for each job still ours.
+const COMPLETE_MANY_SQL: &str = "UPDATE processing_jobs
+    SET status = 'completed', progress = 100.0, result_summary = ?1, error_message = NULL,
+        lease_token = NULL, lease_expires_at = NULL, finished_at = ?2, updated_at = ?2
+  WHERE id = ?3 AND lease_token = ?4 AND status = 'running'
+  RETURNING 1";
+
 const RETRY_SQL: &str = "UPDATE processing_jobs
     SET status = 'queued', run_after = ?1, error_message = ?2,
         lease_token = NULL, lease_expires_at = NULL, updated_at = ?3
@@ -386,14 +408,16 @@ pub const CLAIMABLE_SQL: &str = "SELECT EXISTS (SELECT 1 FROM processing_jobs
     WHERE status = 'queued' AND run_after <= ?1)";
 pub const EXPIRED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM processing_jobs
     WHERE status = 'running' AND lease_expires_at < ?1)";
+/// Both in one statement ([`Queue::look`]).
+pub const LOOK_SQL: &str = "SELECT
+    EXISTS (SELECT 1 FROM processing_jobs WHERE status = 'running' AND lease_expires_at < ?1),
+    EXISTS (SELECT 1 FROM processing_jobs WHERE status = 'queued' AND run_after <= ?1)";
 
-async fn exists(conn: &Connection, sql: &str, now: String) -> Result<bool, DbError> {
-    let found = retry_busy(|| {
-        let now = now.clone();
-        async move { db::query_one(conn, sql, [now], |r| db::int(r, 0)).await }
-    })
-    .await?;
-    Ok(found != 0)
+/// What [`Queue::look`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Look {
+    pub expired: bool,
+    pub claimable: bool,
 }
 
 const REAP_SQL: &str = "UPDATE processing_jobs

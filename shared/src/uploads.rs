@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use libsql::Connection;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -184,7 +184,7 @@ fn account_gone() -> ApiError {
 
 /// Records a pending upload and hands out its presigned URLs.
 pub async fn start(
-    conn: &Connection,
+    conn: &PooledConnection,
     storage: &Storage,
     cfg: &IngestConfig,
     user_id: i64,
@@ -639,7 +639,7 @@ pub async fn probe(
 /// `DELETE /viral-clip/video/uploads/{upload_id}`: stops an unfinished upload and removes what
 /// reached the store. Aborting an ended (failed, aborted, expired) upload again is a no-op.
 pub async fn abort(
-    conn: &Connection,
+    conn: &PooledConnection,
     storage: &Storage,
     user_id: i64,
     upload_id: i64,
@@ -676,7 +676,7 @@ pub async fn abort(
 
 /// Removes an ended upload's parts and object. The sweep does it again once the upload's URLs
 /// have expired (a client could PUT again until then), and retries a failed clean-up.
-async fn clean(conn: &Connection, storage: &Storage, upload: &Upload) -> bool {
+async fn clean(conn: &PooledConnection, storage: &Storage, upload: &Upload) -> bool {
     let result = async {
         if let Some(id) = &upload.multipart_id {
             storage.abort_multipart(&upload.object_key, id).await?;
@@ -714,7 +714,7 @@ pub struct SweepReport {
 /// removes the leftovers of every ended upload not cleaned up yet (at most `limit` per call).
 /// The storage is connected only when there is something to clean.
 pub async fn sweep(
-    conn: &Connection,
+    conn: &PooledConnection,
     storage: &LazyStorage,
     grace: Duration,
     limit: u32,

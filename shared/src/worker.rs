@@ -91,34 +91,50 @@ impl<P: Pipeline> Worker<P> {
         let mut queue_looked_empty = true;
 
         loop {
-            if last_reap.is_none_or(|t| t.elapsed() >= self.cfg.poll_interval) {
-                last_reap = Some(Instant::now());
-                match self.queue.reap(&conn).await {
-                    Ok(r) => {
-                        report.reaped_requeued += r.requeued.len();
-                        report.reaped_failed += r.failed.len();
-                    }
-                    Err(e) => {
-                        report.errors += 1;
-                        tracing::error!(error = %e, "reaping expired leases failed");
-                    }
-                }
-            }
-
+            let reap_due = last_reap.is_none_or(|t| t.elapsed() >= self.cfg.poll_interval);
             let time_left = deadline.saturating_duration_since(Instant::now());
             let may_start = time_left > needed;
             let free = self.cfg.concurrency.saturating_sub(running.len());
+            let wants_jobs = may_start && free > 0;
+            // One read tells both whether a lease expired and whether a claim would find a
+            // job: an idle poll is that one read ([`Queue::look`]).
+            let look = if reap_due || (wants_jobs && queue_looked_empty) {
+                match self.queue.look(&conn).await {
+                    Ok(look) => Some(look),
+                    Err(e) => {
+                        report.errors += 1;
+                        tracing::error!(error = %e, "looking at the queue failed");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            if reap_due {
+                last_reap = Some(Instant::now());
+                if look.is_some_and(|l| l.expired) {
+                    match self.queue.reap_expired(&conn).await {
+                        Ok(r) => {
+                            report.reaped_requeued += r.requeued.len();
+                            report.reaped_failed += r.failed.len();
+                        }
+                        Err(e) => {
+                            report.errors += 1;
+                            tracing::error!(error = %e, "reaping expired leases failed");
+                        }
+                    }
+                }
+            }
             let mut claimed = 0;
-            if may_start && free > 0 {
-                let worth_claiming = if queue_looked_empty {
-                    self.queue.has_claimable(&conn).await
+            if wants_jobs {
+                // Until a claim finds jobs, the look decides whether to claim; while claims
+                // find jobs, they claim straight away. A reap that just ran requeued jobs.
+                let worth_claiming = !queue_looked_empty
+                    || look.is_some_and(|l| l.claimable || l.expired);
+                let outcome = if worth_claiming {
+                    self.queue.claim(&conn, &self.id, free).await
                 } else {
-                    Ok(true)
-                };
-                let outcome = match worth_claiming {
-                    Ok(true) => self.queue.claim(&conn, &self.id, free).await,
-                    Ok(false) => Ok(Vec::new()),
-                    Err(e) => Err(e),
+                    Ok(Vec::new())
                 };
                 match outcome {
                     Ok(jobs) => {

@@ -1,9 +1,10 @@
 //! `Db::connect` hands out connections of the caller's own and reuses them once dropped, with
-//! the statements prepared on them.
+//! the statements prepared on them. (The idle pool exists for local files only: a remote
+//! connection holds no SQLite handle.)
 
 use shared::db::{self, Db};
 
-async fn has_marker(conn: &db::Connection) -> bool {
+async fn has_marker(conn: &db::PooledConnection) -> bool {
     db::query_one(
         conn,
         "SELECT count(*) FROM temp.sqlite_schema WHERE name = 'marker'",
@@ -16,7 +17,7 @@ async fn has_marker(conn: &db::Connection) -> bool {
 }
 
 #[tokio::test]
-async fn a_dropped_connection_is_reused_but_never_shared_while_held() {
+async fn on_a_file_a_dropped_connection_is_reused_but_never_shared_while_held() {
     // Arrange: a TEMP table exists only on the connection that created it.
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open_file(&dir.path().join("pool.db")).await.unwrap();
@@ -48,7 +49,7 @@ async fn a_dropped_connection_is_reused_but_never_shared_while_held() {
 }
 
 #[tokio::test]
-async fn a_connection_dropped_inside_a_transaction_is_closed_not_reused() {
+async fn on_a_file_a_connection_dropped_inside_a_transaction_is_closed_not_reused() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open_file(&dir.path().join("pool.db")).await.unwrap();
@@ -79,7 +80,7 @@ async fn a_connection_dropped_inside_a_transaction_is_closed_not_reused() {
 }
 
 #[tokio::test]
-async fn a_prepared_statement_stays_with_its_connection_and_runs_again_after_an_error() {
+async fn on_a_file_a_prepared_statement_stays_with_its_connection_and_runs_again_after_an_error() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open_file(&dir.path().join("pool.db")).await.unwrap();

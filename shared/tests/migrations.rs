@@ -3,7 +3,7 @@ mod common;
 use shared::db::{self, Db};
 use shared::migrations::{self, Migration, MIGRATIONS};
 
-async fn schema_of(conn: &libsql::Connection) -> Vec<(String, String)> {
+async fn schema_of(conn: &db::PooledConnection) -> Vec<(String, String)> {
     db::query_all(
         conn,
         "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
@@ -17,12 +17,13 @@ async fn schema_of(conn: &libsql::Connection) -> Vec<(String, String)> {
 #[tokio::test]
 async fn a_fresh_database_gets_the_full_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_file(&dir.path().join("fresh.db")).await.unwrap();
+    let database = testkit::TestDatabase::start(dir.path(), "fresh.db");
+    let db = database.open().await;
     let conn = db.connect().await.unwrap();
 
     let applied = migrations::migrate(&conn).await.unwrap();
 
-    assert_eq!(applied, vec![1, 2, 3]);
+    assert_eq!(applied, vec![1, 2, 3, 4]);
     let schema = schema_of(&conn).await;
     for (kind, name) in [
         ("table", "users"),
@@ -41,6 +42,9 @@ async fn a_fresh_database_gets_the_full_schema() {
         ("table", "uploads"),
         ("index", "uploads_to_clean"),
         ("trigger", "uploads_final_states"),
+        ("view", "write_guards"),
+        ("trigger", "write_guards_abort"),
+        ("index", "video_sources_file_path"),
     ] {
         assert!(
             schema.contains(&(kind.into(), name.into())),
@@ -98,6 +102,20 @@ async fn a_fresh_database_gets_the_full_schema() {
     ] {
         assert!(video_cols.iter().any(|c| c == col), "video_sources.{col}");
     }
+    let fk = db::query_one(&conn, "PRAGMA foreign_keys", (), |r| db::int(r, 0))
+        .await
+        .unwrap();
+    assert_eq!(fk, 1, "foreign keys are enforced");
+}
+
+#[tokio::test]
+async fn a_database_file_is_opened_in_wal_mode_with_synchronous_normal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_file(&dir.path().join("fresh.db")).await.unwrap();
+    let conn = db.connect().await.unwrap();
+
+    migrations::migrate(&conn).await.unwrap();
+
     let mode = db::query_one(&conn, "PRAGMA journal_mode", (), |r| db::text(r, 0))
         .await
         .unwrap();
@@ -134,22 +152,23 @@ async fn running_migrations_again_changes_nothing() {
 }
 
 #[test]
-fn eight_cold_starts_migrating_one_file_at_once_all_succeed() {
+fn eight_cold_starts_migrating_one_database_at_once_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("race.db");
+    let database = testkit::TestDatabase::start(dir.path(), "race.db");
+    let url = database.url();
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
 
     let results: Vec<Vec<i64>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|_| {
-                let (path, barrier) = (path.clone(), barrier.clone());
+                let (url, barrier) = (url.clone(), barrier.clone());
                 s.spawn(move || {
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .unwrap();
                     rt.block_on(async {
-                        let db = Db::open_file(&path).await.unwrap();
+                        let db = Db::open(&url).await.unwrap();
                         let conn = db.connect().await.unwrap();
                         barrier.wait();
                         migrations::migrate(&conn).await.unwrap()
@@ -166,7 +185,7 @@ fn eight_cold_starts_migrating_one_file_at_once_all_succeed() {
         1,
         "exactly one migrator applied the schema: {results:?}"
     );
-    assert_eq!(applied_by[0], &vec![1, 2, 3]);
+    assert_eq!(applied_by[0], &vec![1, 2, 3, 4]);
 }
 
 #[tokio::test]

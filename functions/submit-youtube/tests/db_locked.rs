@@ -23,14 +23,14 @@ async fn a_database_locked_for_3_s_makes_requests_wait_or_answer_503_and_loses_n
     // The other writer is another process in real life: here an OS thread of its own, so the
     // clients' waits (SQLite's busy handler blocks its thread) cannot delay its release.
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let db_path = env.db_path.clone();
+    let database = env.database.url();
     let locker = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
-            let db = Db::open_file(&db_path).await.unwrap();
+            let db = Db::open(&database).await.unwrap();
             let conn = db.connect().await.unwrap();
             conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
             locked_tx.send(()).unwrap();

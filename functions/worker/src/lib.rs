@@ -107,7 +107,7 @@ impl AppState {
     /// the upload sweep first has something to clean.
     pub async fn open(settings: Settings) -> Result<Self, StartupError> {
         let db = Db::open(&settings.database).await?;
-        shared::migrations::migrate(&*db.connect().await?).await?;
+        shared::migrations::migrate(&db.connect().await?).await?;
         let db = Arc::new(db);
         let uploads = settings.uploads.map(|(storage, grace)| UploadSweep {
             db: db.clone(),

@@ -21,7 +21,9 @@ const SCHEDULE_FIXTURE: &str = include_str!("../../../local/events/schedule.json
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    _database: testkit::TestDatabase,
     url: String,
+    token: String,
     db: Arc<Db>,
     conn: db::PooledConnection,
 }
@@ -29,12 +31,14 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("worker.db");
-        let db = Db::open_file(&path).await.unwrap();
+        let database = testkit::TestDatabase::start(dir.path(), "worker.db");
+        let db = database.open().await;
         let conn = db.connect().await.unwrap();
         shared::migrations::migrate(&conn).await.unwrap();
         Self {
-            url: format!("file:{}", path.display()),
+            url: database.url_string(),
+            token: database.auth_token(),
+            _database: database,
             _dir: dir,
             db: Arc::new(db),
             conn,
@@ -117,9 +121,10 @@ impl Fixture {
     }
 }
 
-async fn state_for(url: &str) -> AppState {
+async fn state_for(f: &Fixture) -> AppState {
     let env = Env::from_pairs([
-        ("DATABASE_URL", url),
+        ("DATABASE_URL", f.url.as_str()),
+        ("DATABASE_AUTH_TOKEN", f.token.as_str()),
         ("POLL_INTERVAL_SECONDS", "0.05"),
         ("WORKER_STOP_WHEN_IDLE", "true"),
     ]);
@@ -130,7 +135,7 @@ async fn state_for(url: &str) -> AppState {
 async fn the_scheduled_event_turns_a_queued_job_into_a_completed_job_and_a_ready_video() {
     let f = Fixture::new().await;
     let (video_id, job_id) = f.queued_job().await;
-    let state = state_for(&f.url).await;
+    let state = state_for(&f).await;
     let event: serde_json::Value = serde_json::from_str(SCHEDULE_FIXTURE).unwrap();
     assert_eq!(event["detail-type"], "Scheduled Event");
 
@@ -161,7 +166,7 @@ async fn the_scheduled_event_turns_a_queued_job_into_a_completed_job_and_a_ready
 #[tokio::test]
 async fn a_bare_empty_event_also_runs_the_worker_and_an_empty_queue_returns_at_once() {
     let f = Fixture::new().await;
-    let state = state_for(&f.url).await;
+    let state = state_for(&f).await;
 
     let report = handler(&state, LambdaEvent::new(json!({}), Context::default()))
         .await
@@ -225,6 +230,7 @@ async fn a_worker_process_killed_mid_job_leaves_the_job_to_another_worker_after_
     let mut child = Command::new(bin)
         .arg("--standalone")
         .env("DATABASE_URL", &f.url)
+        .env("DATABASE_AUTH_TOKEN", &f.token)
         .env("JOB_LEASE_SECONDS", "1")
         .env("POLL_INTERVAL_SECONDS", "0.05")
         .env("DUMMY_PIPELINE_STEP_SECONDS", "10")
@@ -301,7 +307,7 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
     testkit::put_url(&started.parts[0].url, file).await;
     assert_eq!(env.object_keys().len(), 1);
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let db = Arc::new(Db::open_file(&env.db_path).await.unwrap());
+    let db = Arc::new(env.database.open().await);
     let cfg =
         WorkerConfig::from_env(&Env::from_pairs([("WORKER_STOP_WHEN_IDLE", "true")])).unwrap();
     let state = AppState {
@@ -367,6 +373,7 @@ async fn a_worker_killed_under_load_leaves_every_job_completed_exactly_once() {
     let mut child = Command::new(Path::new(env!("CARGO_BIN_EXE_worker")))
         .arg("--standalone")
         .env("DATABASE_URL", &f.url)
+        .env("DATABASE_AUTH_TOKEN", &f.token)
         .env("WORKER_CONCURRENCY", "8")
         .env("JOB_LEASE_SECONDS", "1")
         .env("POLL_INTERVAL_SECONDS", "0.05")
@@ -455,6 +462,7 @@ async fn an_invocation_cut_off_by_its_timeout_mid_job_leaves_the_job_to_the_next
     let (video_id, job_id) = f.queued_job().await;
     let env = Env::from_pairs([
         ("DATABASE_URL", f.url.as_str()),
+        ("DATABASE_AUTH_TOKEN", f.token.as_str()),
         ("POLL_INTERVAL_SECONDS", "0.05"),
         ("WORKER_STOP_WHEN_IDLE", "true"),
         ("JOB_LEASE_SECONDS", "1"),

@@ -1,5 +1,7 @@
 //! Dev tooling shared by the tests (and the local stack): an S3-compatible server (s3s-fs)
-//! running in-process on a random port, and the sample media.
+//! running in-process on a random port, a libSQL server per test (`sqld`), and the sample media.
+
+pub mod sqld;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -149,10 +151,63 @@ use shared::ingest::IngestConfig;
 pub const BUCKET: &str = "viralclip-test";
 pub const JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 
-/// A fresh SQLite file and a fresh object store, each in its own temporary directory.
+/// The database of one test: a fresh SQLite file, or a fresh libSQL server when
+/// `TEST_DATABASE=sqld` ([`sqld::on_server`]).
+pub enum TestDatabase {
+    File(PathBuf),
+    Server(sqld::Sqld),
+}
+
+impl TestDatabase {
+    /// A new database: a file `name` in `dir`, or a server of its own.
+    pub fn start(dir: &Path, name: &str) -> Self {
+        if sqld::on_server() {
+            Self::Server(sqld::Sqld::start())
+        } else {
+            Self::File(dir.join(name))
+        }
+    }
+
+    pub fn url(&self) -> DatabaseUrl {
+        match self {
+            Self::File(path) => DatabaseUrl::File(path.clone()),
+            Self::Server(sqld) => sqld.database_url(),
+        }
+    }
+
+    /// Another handle on the same database (what another process would have).
+    pub async fn open(&self) -> shared::db::Db {
+        shared::db::Db::open(&self.url()).await.expect("open the test database")
+    }
+
+    /// What `DATABASE_URL` says for it.
+    pub fn url_string(&self) -> String {
+        match self {
+            Self::File(path) => format!("file:{}", path.display()),
+            Self::Server(sqld) => sqld.url(),
+        }
+    }
+
+    /// What `DATABASE_AUTH_TOKEN` says for it (empty for a file).
+    pub fn auth_token(&self) -> String {
+        match self {
+            Self::File(_) => String::new(),
+            Self::Server(sqld) => sqld.token().to_owned(),
+        }
+    }
+
+    pub fn server(&mut self) -> Option<&mut sqld::Sqld> {
+        match self {
+            Self::File(_) => None,
+            Self::Server(sqld) => Some(sqld),
+        }
+    }
+}
+
+/// A fresh database ([`TestDatabase`]) and a fresh object store, in a temporary directory.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
-    pub db_path: PathBuf,
+    pub database: TestDatabase,
     pub s3: S3Server,
 }
 
@@ -163,13 +218,13 @@ impl TestEnv {
             .await
             .expect("s3 server");
         s3.create_bucket(BUCKET).expect("bucket");
-        let db_path = dir.path().join("app.db");
-        Self { dir, db_path, s3 }
+        let database = TestDatabase::start(dir.path(), "app.db");
+        Self { dir, database, s3 }
     }
 
     pub fn config(&self) -> AppConfig {
         AppConfig {
-            database: DatabaseUrl::File(self.db_path.clone()),
+            database: self.database.url(),
             auth: AuthConfig::new(JWT_SECRET, std::time::Duration::from_secs(3600)).unwrap(),
             storage: Some(self.s3.storage_config(BUCKET)),
             ingest: IngestConfig::default(),
@@ -218,7 +273,7 @@ impl TestEnv {
 
     /// A count from SQL, on the test's database.
     pub async fn count(&self, sql: &str) -> i64 {
-        let db = shared::db::Db::open_file(&self.db_path).await.unwrap();
+        let db = self.database.open().await;
         let conn = db.connect().await.unwrap();
         shared::db::query_one(&conn, sql, (), |r| shared::db::int(r, 0))
             .await
@@ -227,7 +282,7 @@ impl TestEnv {
 
     /// The first column of every row from SQL, as text, on the test's database.
     pub async fn strings(&self, sql: &str) -> Vec<String> {
-        let db = shared::db::Db::open_file(&self.db_path).await.unwrap();
+        let db = self.database.open().await;
         let conn = db.connect().await.unwrap();
         shared::db::query_all(&conn, sql, (), |r| shared::db::text(r, 0))
             .await
@@ -439,7 +494,7 @@ pub fn pad_mdat(file: &[u8], extra: usize) -> Vec<u8> {
 
 /// Runs the dummy pipeline over every queued job of the test's database until none is left.
 pub async fn drain_queue(env: &TestEnv) -> shared::worker::RunReport {
-    let db = shared::db::Db::open_file(&env.db_path).await.unwrap();
+    let db = env.database.open().await;
     let cfg = shared::config::WorkerConfig::from_env(&shared::config::Env::from_pairs([
         ("WORKER_STOP_WHEN_IDLE", "true"),
         ("POLL_INTERVAL_SECONDS", "0.05"),

@@ -2,7 +2,7 @@
 //! [`crate::queue`].
 
 use chrono::{DateTime, Utc};
-use libsql::{Connection, Row};
+use crate::db::Columns;
 use serde::Serialize;
 
 use crate::db::{self, DbError, PooledConnection};
@@ -46,12 +46,12 @@ pub(crate) const COLUMNS: &str = "id, video_source_id, job_type, status, progres
     result_summary, attempts, max_attempts, error_message, created_at, updated_at, run_after, \
     finished_at, lease_expires_at";
 
-pub(crate) fn from_row(r: &Row) -> Result<ProcessingJob, DbError> {
+pub(crate) fn from_row(r: &dyn Columns) -> Result<ProcessingJob, DbError> {
     from_row_at(r, 0)
 }
 
 /// Reads the columns of [`COLUMNS`] starting at column `base`.
-pub(crate) fn from_row_at(r: &Row, base: i32) -> Result<ProcessingJob, DbError> {
+pub(crate) fn from_row_at(r: &dyn Columns, base: i32) -> Result<ProcessingJob, DbError> {
     let status = db::text(r, base + 3)?;
     Ok(ProcessingJob {
         id: db::int(r, base)?,
@@ -84,7 +84,6 @@ pub async fn insert(
     const INSERT: &str = "INSERT INTO processing_jobs (video_source_id, job_type, status, \
         progress, payload, attempts, max_attempts, run_after, created_at, updated_at) \
         VALUES (?1, ?2, 'queued', 0.0, ?3, 0, ?4, ?5, ?5, ?5) RETURNING id";
-    let now = crate::time::truncate(now);
     let id = db::query_one_cached(
         conn,
         INSERT,
@@ -98,52 +97,79 @@ pub async fn insert(
         |r| db::int(r, 0),
     )
     .await?;
-    Ok(ProcessingJob {
-        id,
-        video_source_id,
-        job_type: new.job_type.clone(),
-        status: JobStatus::Queued,
-        progress: 0.0,
-        payload: new.payload.clone(),
-        result_summary: None,
-        attempts: 0,
-        max_attempts: i64::from(new.max_attempts),
-        error_message: None,
-        created_at: now,
-        updated_at: now,
-        run_after: now,
-        finished_at: None,
-        lease_expires_at: None,
-    })
+    Ok(new.stored(id, video_source_id, now))
 }
 
-pub async fn get(conn: &Connection, id: i64) -> Result<Option<ProcessingJob>, DbError> {
+/// The insert of a new video's first job, as the step right after [`super::video_sources::insert`]
+/// in one transaction: it takes the video's id from `last_insert_rowid()`, and inserts nothing
+/// when the video insert inserted nothing (`changes()`). Returns the new id.
+pub fn insert_for_new_video(new: &NewJob, now: DateTime<Utc>) -> Result<db::Stmt, DbError> {
+    db::Stmt::new(
+        "INSERT INTO processing_jobs (video_source_id, job_type, status, progress, payload,
+             attempts, max_attempts, run_after, created_at, updated_at)
+         SELECT last_insert_rowid(), ?1, 'queued', 0.0, ?2, 0, ?3, ?4, ?4, ?4
+          WHERE changes() = 1
+         RETURNING id",
+        libsql::params![
+            new.job_type.as_str(),
+            new.payload.to_string(),
+            i64::from(new.max_attempts),
+            crate::time::format(now),
+        ],
+    )
+}
+
+impl NewJob {
+    /// The job as the inserts store it, with id `id`.
+    pub fn stored(&self, id: i64, video_source_id: i64, now: DateTime<Utc>) -> ProcessingJob {
+        let now = crate::time::truncate(now);
+        ProcessingJob {
+            id,
+            video_source_id,
+            job_type: self.job_type.clone(),
+            status: JobStatus::Queued,
+            progress: 0.0,
+            payload: self.payload.clone(),
+            result_summary: None,
+            attempts: 0,
+            max_attempts: i64::from(self.max_attempts),
+            error_message: None,
+            created_at: now,
+            updated_at: now,
+            run_after: now,
+            finished_at: None,
+            lease_expires_at: None,
+        }
+    }
+}
+
+pub async fn get(conn: &PooledConnection, id: i64) -> Result<Option<ProcessingJob>, DbError> {
     db::query_opt(
         conn,
         &format!("SELECT {COLUMNS} FROM processing_jobs WHERE id = ?1"),
         [id],
-        from_row,
+        |r| from_row(r),
     )
     .await
 }
 
 /// Every job of a video, oldest first.
 pub async fn for_video(
-    conn: &Connection,
+    conn: &PooledConnection,
     video_source_id: i64,
 ) -> Result<Vec<ProcessingJob>, DbError> {
     db::query_all(
         conn,
         &format!("SELECT {COLUMNS} FROM processing_jobs WHERE video_source_id = ?1 ORDER BY id"),
         [video_source_id],
-        from_row,
+        |r| from_row(r),
     )
     .await
 }
 
 /// A job, if its video belongs to `user_id` (another user's job is "not found").
 pub async fn get_for_user(
-    conn: &Connection,
+    conn: &PooledConnection,
     id: i64,
     user_id: i64,
 ) -> Result<Option<ProcessingJob>, DbError> {
@@ -155,7 +181,7 @@ pub async fn get_for_user(
               WHERE j.id = ?1 AND v.user_id = ?2"
         ),
         [id, user_id],
-        from_row,
+        |r| from_row(r),
     )
     .await
 }

@@ -2,9 +2,10 @@
 //! client asks for URLs until they become a video, fail their checks, are aborted or expire.
 
 use chrono::{DateTime, Utc};
-use libsql::{Connection, Row};
+use crate::db::Columns;
 
-use crate::db::{self, DbError};
+use crate::db::{self, DbError, PooledConnection};
+use crate::repo::idempotency_keys::IdempotencyKey;
 
 /// Where an upload stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +88,7 @@ const COLUMNS: &str = "id, user_id, object_key, multipart_id, filename, content_
     part_size, part_count, title, payload, status, claim_token, video_source_id, result_status, \
     result_body, expires_at, created_at";
 
-fn from_row(r: &Row) -> Result<Upload, DbError> {
+fn from_row(r: &dyn Columns) -> Result<Upload, DbError> {
     let status = db::text(r, 11)?;
     let non_negative = |idx: i32| {
         let v = db::int(r, idx)?;
@@ -124,7 +125,7 @@ fn to_i64(v: u64) -> Result<i64, DbError> {
 /// Records a new upload: `pending`, or already `completing` under `claim` (token, until) when
 /// the caller itself is about to store and complete it.
 pub async fn insert(
-    conn: &Connection,
+    conn: &PooledConnection,
     new: &NewUpload,
     claim: Option<(&str, DateTime<Utc>)>,
     now: DateTime<Utc>,
@@ -159,14 +160,57 @@ pub async fn insert(
             token,
             until,
         ],
-        from_row,
+        |r| from_row(r),
     )
     .await
 }
 
+/// A direct upload's intent, `completing` under `claim` (token, until), as a step: nothing is
+/// inserted when `unless_key` is already recorded (a repeated request). Returns the new id.
+pub fn insert_unless_key(
+    new: &NewUpload,
+    claim: (&str, DateTime<Utc>),
+    now: DateTime<Utc>,
+    unless_key: Option<&IdempotencyKey>,
+) -> Result<db::Stmt, DbError> {
+    let (key_user, key_route, key) = match unless_key {
+        Some(k) => (Some(k.user_id), Some(k.route), Some(k.key.as_str())),
+        None => (None, None, None),
+    };
+    let now = crate::time::format(now);
+    db::Stmt::new(
+        "INSERT INTO uploads (user_id, object_key, multipart_id, filename, content_type, size_bytes,
+             part_size, part_count, title, payload, expires_at, created_at, updated_at,
+             status, claim_token, claim_until)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, 'completing', ?13, ?14
+          WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys
+                             WHERE user_id = ?15 AND route = ?16 AND key = ?17)
+         RETURNING id",
+        libsql::params![
+            new.user_id,
+            new.object_key.as_str(),
+            new.multipart_id.as_deref(),
+            new.filename.as_str(),
+            new.content_type.as_str(),
+            to_i64(new.size_bytes)?,
+            to_i64(new.part_size)?,
+            i64::from(new.part_count),
+            new.title.as_deref(),
+            new.payload.to_string(),
+            crate::time::format(new.expires_at),
+            now,
+            claim.0,
+            crate::time::format(claim.1),
+            key_user,
+            key_route,
+            key,
+        ],
+    )
+}
+
 /// The upload when it belongs to `user_id`.
 pub async fn get_for_user(
-    conn: &Connection,
+    conn: &PooledConnection,
     id: i64,
     user_id: i64,
 ) -> Result<Option<Upload>, DbError> {
@@ -174,7 +218,7 @@ pub async fn get_for_user(
         conn,
         &format!("SELECT {COLUMNS} FROM uploads WHERE id = ?1 AND user_id = ?2"),
         (id, user_id),
-        from_row,
+        |r| from_row(r),
     )
     .await
 }
@@ -182,7 +226,7 @@ pub async fn get_for_user(
 /// Takes the upload for completion: a `pending` one, or one whose previous completer's claim
 /// ran out (it crashed or timed out). `None` when it is not claimable right now.
 pub async fn claim(
-    conn: &Connection,
+    conn: &PooledConnection,
     id: i64,
     user_id: i64,
     token: &str,
@@ -204,13 +248,13 @@ pub async fn claim(
             crate::time::format(now),
             crate::time::format(until)
         ],
-        from_row,
+        |r| from_row(r),
     )
     .await
 }
 
 /// Gives a claimed upload back (`pending`): the client can fix what was wrong and try again.
-pub async fn release(conn: &Connection, id: i64, token: &str) -> Result<bool, DbError> {
+pub async fn release(conn: &PooledConnection, id: i64, token: &str) -> Result<bool, DbError> {
     db::wrote_row(
         conn,
         "UPDATE uploads SET status = 'pending', claim_token = NULL, claim_until = NULL, updated_at = ?3
@@ -225,7 +269,7 @@ pub async fn release(conn: &Connection, id: i64, token: &str) -> Result<bool, Db
 /// object already deleted, but its URL may still be live: the sweep deletes again after it
 /// expires), keeping the answer given.
 pub async fn finish(
-    conn: &Connection,
+    conn: &PooledConnection,
     id: i64,
     token: &str,
     status: UploadStatus,
@@ -253,10 +297,45 @@ pub async fn finish(
     .await
 }
 
+/// Ends a claimed upload `completed` with the video whose `file_path` is its object key, keeping
+/// the 201 body `template` (ids filled in): a step of the transaction that creates the video
+/// and its job, after them. Followed by [`completed_guard`].
+pub fn complete_with_new_video(
+    id: i64,
+    token: &str,
+    template: &str,
+    now: DateTime<Utc>,
+) -> Result<db::Stmt, DbError> {
+    let job = "SELECT max(id) FROM processing_jobs WHERE video_source_id = v.id";
+    let body = super::fill_ids_sql("?3", "v.id", job);
+    db::Stmt::new(
+        format!(
+            "UPDATE uploads SET status = 'completed', claim_token = NULL, claim_until = NULL,
+                    video_source_id = v.id, result_status = 201, result_body = {body},
+                    updated_at = ?4, cleaned_at = ?4
+               FROM video_sources v
+              WHERE uploads.id = ?1 AND uploads.claim_token = ?2 AND uploads.status = 'completing'
+                AND v.file_path = uploads.object_key"
+        ),
+        libsql::params![id, token, template, crate::time::format(now)],
+    )
+}
+
+/// Aborts the transaction when its video was created but [`complete_with_new_video`] found the
+/// upload's claim gone (another request took it over): no video without its upload completed.
+pub fn completed_guard(id: i64) -> Result<db::Stmt, DbError> {
+    db::Stmt::new(
+        "INSERT INTO write_guards (held)
+         SELECT changes() = 1 OR NOT EXISTS (SELECT 1 FROM video_sources
+                WHERE file_path = (SELECT object_key FROM uploads WHERE id = ?1))",
+        [id],
+    )
+}
+
 /// Marks an unfinished upload `aborted` or `expired` (nobody completing it right now);
 /// `false` when it was not in such a state.
 pub async fn close(
-    conn: &Connection,
+    conn: &PooledConnection,
     id: i64,
     status: UploadStatus,
     now: DateTime<Utc>,
@@ -276,7 +355,7 @@ pub async fn close(
 /// since their URLs died at `now` (a client could PUT again until then), and unfinished ones
 /// whose URLs expired before `cutoff` (expiry plus the grace for completing).
 pub async fn to_clean(
-    conn: &Connection,
+    conn: &PooledConnection,
     now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
     limit: u32,
@@ -295,14 +374,14 @@ pub async fn to_clean(
             crate::time::format(cutoff),
             i64::from(limit)
         ],
-        from_row,
+        |r| from_row(r),
     )
     .await
 }
 
 /// Records that the upload's leftovers (parts, object) are gone for good: only once its URLs
 /// have expired, since until then a client could still PUT to them.
-pub async fn mark_cleaned(conn: &Connection, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+pub async fn mark_cleaned(conn: &PooledConnection, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
     let now = crate::time::format(now);
     conn.execute(
         "UPDATE uploads SET cleaned_at = ?2 WHERE id = ?1 AND cleaned_at IS NULL

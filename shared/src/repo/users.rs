@@ -1,10 +1,10 @@
 //! The `users` table.
 
 use chrono::{DateTime, Utc};
-use libsql::Connection;
+
 use serde::Serialize;
 
-use crate::db::{self, DbError};
+use crate::db::{self, DbError, PooledConnection};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct User {
@@ -16,7 +16,7 @@ pub struct User {
 
 /// Inserts a user (the email already normalised); `None` when the email is taken.
 pub async fn insert(
-    conn: &Connection,
+    conn: &PooledConnection,
     email: &str,
     password_hash: &str,
 ) -> Result<Option<User>, DbError> {
@@ -40,7 +40,7 @@ pub async fn insert(
 
 /// The user with this (normalised) email, and their password hash.
 pub async fn find_by_email(
-    conn: &Connection,
+    conn: &PooledConnection,
     email: &str,
 ) -> Result<Option<(User, String)>, DbError> {
     db::query_opt(

@@ -1,11 +1,12 @@
 //! The `video_sources` table.
 
 use chrono::{DateTime, Utc};
-use libsql::{Connection, Row};
+use crate::db::Columns;
 use serde::Serialize;
 
 use crate::db::{self, DbError, PooledConnection};
 use crate::model::{SourceType, VideoStatus};
+use crate::repo::idempotency_keys::IdempotencyKey;
 use crate::repo::processing_jobs::{self as jobs, ProcessingJob};
 
 /// A stored video, as the API shows it.
@@ -45,12 +46,12 @@ pub struct NewVideoSource {
 pub(crate) const COLUMNS: &str = "id, user_id, source_type, source_url, youtube_video_id, \
     file_path, title, duration_seconds, thumbnail_url, status, error_message, created_at, updated_at";
 
-pub(crate) fn from_row(r: &Row) -> Result<VideoSource, DbError> {
+pub(crate) fn from_row(r: &dyn Columns) -> Result<VideoSource, DbError> {
     from_row_at(r, 0)
 }
 
 /// Reads the columns of [`COLUMNS`] starting at column `base`.
-pub(crate) fn from_row_at(r: &Row, base: i32) -> Result<VideoSource, DbError> {
+pub(crate) fn from_row_at(r: &dyn Columns, base: i32) -> Result<VideoSource, DbError> {
     let source_type = db::text(r, base + 2)?;
     let status = db::text(r, base + 9)?;
     Ok(VideoSource {
@@ -72,46 +73,75 @@ pub(crate) fn from_row_at(r: &Row, base: i32) -> Result<VideoSource, DbError> {
     })
 }
 
-/// Inserts a `pending` video (call inside the transaction that also creates its job).
-pub async fn insert(
-    conn: &PooledConnection,
+impl NewVideoSource {
+    /// The video as [`insert`] stores it, with id `id`: known without reading it back.
+    pub fn stored(&self, id: i64, now: DateTime<Utc>) -> Result<VideoSource, DbError> {
+        let now = crate::time::truncate(now);
+        Ok(VideoSource {
+            id,
+            user_id: self.user_id,
+            source_type: self.source_type()?,
+            source_url: self.source_url.clone(),
+            youtube_video_id: self.youtube_video_id.clone(),
+            file_path: self.file_path.clone(),
+            title: self.title.clone(),
+            duration_seconds: self.duration_seconds,
+            thumbnail_url: self.thumbnail_url.clone(),
+            status: VideoStatus::Pending,
+            error_message: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    fn source_type(&self) -> Result<SourceType, DbError> {
+        self.source_type
+            .ok_or_else(|| DbError::Statement("a new video needs its source_type".into()))
+    }
+}
+
+/// The insert of a `pending` video, as a step of the transaction that also creates its job
+/// ([`jobs::insert_for_new_video`] right after it). Returns the new id. With `unless_key`, it
+/// inserts nothing when that idempotency key is already recorded (a repeated request).
+pub fn insert(
     new: &NewVideoSource,
     now: DateTime<Utc>,
-) -> Result<VideoSource, DbError> {
-    let source_type = new
-        .source_type
-        .ok_or_else(|| DbError::Corrupt("a new video needs its source_type".into()))?;
-    let now = crate::time::format(now);
-    db::query_one_cached(
-        conn,
-        &format!(
-            "INSERT INTO video_sources (user_id, source_type, source_url, youtube_video_id, file_path,
-                 title, duration_seconds, thumbnail_url, status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?9)
-             RETURNING {COLUMNS}"
-        ),
+    unless_key: Option<&IdempotencyKey>,
+) -> Result<db::Stmt, DbError> {
+    let (key_user, key_route, key) = match unless_key {
+        Some(k) => (Some(k.user_id), Some(k.route), Some(k.key.as_str())),
+        None => (None, None, None),
+    };
+    db::Stmt::new(
+        "INSERT INTO video_sources (user_id, source_type, source_url, youtube_video_id, file_path,
+             title, duration_seconds, thumbnail_url, status, created_at, updated_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?9
+          WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys
+                             WHERE user_id = ?10 AND route = ?11 AND key = ?12)
+         RETURNING id",
         libsql::params![
             new.user_id,
-            source_type.as_str(),
+            new.source_type()?.as_str(),
             new.source_url.clone(),
             new.youtube_video_id.clone(),
             new.file_path.clone(),
             new.title.clone(),
             new.duration_seconds,
             new.thumbnail_url.clone(),
-            now,
+            crate::time::format(now),
+            key_user,
+            key_route,
+            key,
         ],
-        from_row,
     )
-    .await
 }
 
-pub async fn get(conn: &Connection, id: i64) -> Result<Option<VideoSource>, DbError> {
+pub async fn get(conn: &PooledConnection, id: i64) -> Result<Option<VideoSource>, DbError> {
     db::query_opt(
         conn,
         &format!("SELECT {COLUMNS} FROM video_sources WHERE id = ?1"),
         [id],
-        from_row,
+        |r| from_row(r),
     )
     .await
 }
@@ -127,7 +157,7 @@ pub struct HistoryPosition {
 /// job; only videos after `after` when given. Walks `video_sources_user_history` (or the status
 /// index), so a deep page costs what the first one does.
 pub async fn list_for_user(
-    conn: &Connection,
+    conn: &PooledConnection,
     user_id: i64,
     status: Option<VideoStatus>,
     after: Option<&HistoryPosition>,

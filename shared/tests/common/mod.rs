@@ -1,7 +1,7 @@
-//! Test helpers: a fresh migrated SQLite file per test, a user, and jobs to work on.
+//! Test helpers: a fresh migrated database per test (a SQLite file, or a libSQL server with
+//! `TEST_DATABASE=sqld`), a user, and jobs to work on.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -13,18 +13,18 @@ use shared::repo::{self, users};
 
 pub struct TestDb {
     pub dir: tempfile::TempDir,
-    pub path: PathBuf,
+    pub database: testkit::TestDatabase,
     pub db: Arc<Db>,
     pub conn: PooledConnection,
     pub user_id: i64,
 }
 
 impl TestDb {
-    /// A new database file in its own temporary directory, migrated, with one user.
+    /// A new database in its own temporary directory (or server), migrated, with one user.
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("test.db");
-        let db = Db::open_file(&path).await.unwrap();
+        let database = testkit::TestDatabase::start(dir.path(), "test.db");
+        let db = database.open().await;
         let conn = db.connect().await.unwrap();
         shared::migrations::migrate(&conn).await.unwrap();
         let user = users::insert(&conn, "ada@example.com", "not-a-real-hash")
@@ -33,20 +33,21 @@ impl TestDb {
             .unwrap();
         Self {
             dir,
-            path,
+            database,
             db: Arc::new(db),
             conn,
             user_id: user.id,
         }
     }
 
+    /// What `DATABASE_URL` says for it.
     pub fn url(&self) -> String {
-        format!("file:{}", self.path.display())
+        self.database.url_string()
     }
 
-    /// Another database handle on the same file (what another process would have).
+    /// Another database handle on the same database (what another process would have).
     pub async fn reopen(&self) -> Db {
-        Db::open_file(&self.path).await.unwrap()
+        self.database.open().await
     }
 
     pub fn new_video(&self, n: usize) -> (NewVideoSource, NewJob) {
