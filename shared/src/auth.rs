@@ -4,13 +4,13 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::db::PooledConnection;
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
 use http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use crate::db::PooledConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Env};

@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-pub use libsql::Connection;
 use libsql::params::{IntoParams, Params};
+pub use libsql::Connection;
 use libsql::{Row, Rows, Statement, Value};
 
 use crate::config::DatabaseUrl;
@@ -69,7 +69,9 @@ impl DbError {
             // A remote server's answer to a statement it ran is an SQL error like a local one;
             // anything else on the way there (refused, reset, timed out, a stream the server
             // dropped) means it cannot be reached for now.
-            Self::Sql(e @ libsql::Error::Hrana(_)) => remote_sql_error(e).is_none() || self.is_busy(),
+            Self::Sql(e @ libsql::Error::Hrana(_)) => {
+                remote_sql_error(e).is_none() || self.is_busy()
+            }
             _ => self.is_busy(),
         }
     }
@@ -364,7 +366,10 @@ pub struct Stmt {
 }
 
 impl Stmt {
-    pub fn new(sql: impl Into<Cow<'static, str>>, params: impl IntoParams) -> Result<Self, DbError> {
+    pub fn new(
+        sql: impl Into<Cow<'static, str>>,
+        params: impl IntoParams,
+    ) -> Result<Self, DbError> {
         Ok(Self {
             sql: sql.into(),
             params: positional(params)?,

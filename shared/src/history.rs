@@ -1,8 +1,8 @@
 //! `GET /viral-clip/videos`: a user's videos, newest first, with cursor pagination.
 
+use crate::db::PooledConnection;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use crate::db::PooledConnection;
 use serde::Serialize;
 
 use crate::error::{ApiError, FieldErrors};

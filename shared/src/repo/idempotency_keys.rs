@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-
 use crate::db::{self, DbError, PooledConnection};
 
 /// A key as a request gives it: whose, for which route, and a digest of the request.
@@ -21,7 +20,10 @@ pub struct Stored {
     pub response_body: String,
 }
 
-pub async fn find(conn: &PooledConnection, key: &IdempotencyKey) -> Result<Option<Stored>, DbError> {
+pub async fn find(
+    conn: &PooledConnection,
+    key: &IdempotencyKey,
+) -> Result<Option<Stored>, DbError> {
     db::query_opt(
         conn,
         "SELECT request_hash, response_body FROM idempotency_keys

@@ -55,7 +55,10 @@ pub async fn create_videos_with_jobs(
         .map(|((video, job), rows)| {
             let video_id = new_id(&rows[0])?;
             let job_id = new_id(&rows[1])?;
-            Ok((video.stored(video_id, now)?, job.stored(job_id, video_id, now)))
+            Ok((
+                video.stored(video_id, now)?,
+                job.stored(job_id, video_id, now),
+            ))
         })
         .collect()
 }

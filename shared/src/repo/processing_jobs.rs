@@ -1,8 +1,8 @@
 //! The `processing_jobs` table, as rows. Its life as a queue (claim, lease, retry) is
 //! [`crate::queue`].
 
-use chrono::{DateTime, Utc};
 use crate::db::Columns;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::db::{self, DbError, PooledConnection};

@@ -1,8 +1,8 @@
 //! The `uploads` table: large uploads that go straight to object storage, from the moment a
 //! client asks for URLs until they become a video, fail their checks, are aborted or expire.
 
-use chrono::{DateTime, Utc};
 use crate::db::Columns;
+use chrono::{DateTime, Utc};
 
 use crate::db::{self, DbError, PooledConnection};
 use crate::repo::idempotency_keys::IdempotencyKey;
@@ -224,7 +224,8 @@ pub async fn get_for_user(
 }
 
 /// Takes the upload for completion: a `pending` one, or one whose previous completer's claim
-/// ran out (it crashed or timed out). `None` when it is not claimable right now.
+/// ran out (it crashed or timed out), whose URLs expired no earlier than `cutoff`. `None` when
+/// it is not claimable right now.
 pub async fn claim(
     conn: &PooledConnection,
     id: i64,
@@ -232,12 +233,13 @@ pub async fn claim(
     token: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
+    cutoff: DateTime<Utc>,
 ) -> Result<Option<Upload>, DbError> {
     db::query_opt(
         conn,
         &format!(
             "UPDATE uploads SET status = 'completing', claim_token = ?3, claim_until = ?5, updated_at = ?4
-              WHERE id = ?1 AND user_id = ?2
+              WHERE id = ?1 AND user_id = ?2 AND expires_at >= ?6
                 AND (status = 'pending' OR (status = 'completing' AND claim_until < ?4))
               RETURNING {COLUMNS}"
         ),
@@ -246,7 +248,8 @@ pub async fn claim(
             user_id,
             token,
             crate::time::format(now),
-            crate::time::format(until)
+            crate::time::format(until),
+            crate::time::format(cutoff)
         ],
         |r| from_row(r),
     )
@@ -381,7 +384,11 @@ pub async fn to_clean(
 
 /// Records that the upload's leftovers (parts, object) are gone for good: only once its URLs
 /// have expired, since until then a client could still PUT to them.
-pub async fn mark_cleaned(conn: &PooledConnection, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+pub async fn mark_cleaned(
+    conn: &PooledConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     let now = crate::time::format(now);
     conn.execute(
         "UPDATE uploads SET cleaned_at = ?2 WHERE id = ?1 AND cleaned_at IS NULL

@@ -1,7 +1,7 @@
 //! The `video_sources` table.
 
-use chrono::{DateTime, Utc};
 use crate::db::Columns;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::db::{self, DbError, PooledConnection};
