@@ -18,6 +18,21 @@ use std::time::Duration;
 use shared::config::DatabaseUrl;
 use shared::db::Db;
 
+/// A local libSQL server's auth, made once per data directory (so the token survives restarts):
+/// `<dir>/sqld-jwt.pem`, the Ed25519 public key `sqld --auth-jwt-key-file` takes, and
+/// `<dir>/sqld-token`, a read-write JWT signed with it.
+fn sqld_auth(dir: &str) -> Result<(), String> {
+    let dir = std::path::Path::new(dir);
+    let (pem, token) = (dir.join("sqld-jwt.pem"), dir.join("sqld-token"));
+    if pem.exists() && token.exists() {
+        return Ok(());
+    }
+    let (public_key, jwt) = testkit::sqld::key_and_token();
+    std::fs::write(&pem, public_key).map_err(|e| format!("{}: {e}", pem.display()))?;
+    std::fs::write(&token, jwt).map_err(|e| format!("{}: {e}", token.display()))?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     shared::telemetry::init();
@@ -30,12 +45,18 @@ async fn main() -> ExitCode {
     {
         ["s3", addr, root, bucket] => serve_s3(addr, root, bucket).await,
         ["migrate", url] => migrate(url).await,
+        ["sqld-auth", dir] => sqld_auth(dir),
+        ["sqld-bin"] => {
+            println!("{}", testkit::sqld::binary().display());
+            Ok(())
+        }
         ["gateway", addr, bin_dir, env_file, cargo_toml] => {
             serve_gateway(addr, bin_dir, env_file, cargo_toml).await
         }
         _ => Err(
             "usage: devstack s3 <addr> <root-dir> <bucket> | devstack migrate <database-url> \
-             | devstack gateway <addr> <bin-dir> <env-file> <Cargo.toml>"
+             | devstack gateway <addr> <bin-dir> <env-file> <Cargo.toml> \
+             | devstack sqld-auth <dir> | devstack sqld-bin"
                 .into(),
         ),
     };
