@@ -38,6 +38,10 @@ use crate::config::DatabaseUrl;
 /// How long a local connection waits for another writer before answering `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest a request to a remote server may take before it counts as unavailable: a connection
+/// the network left half-open would otherwise hold a request (and its 29 s API budget) for ever.
+pub const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database: {0}")]
@@ -48,6 +52,8 @@ pub enum DbError {
     Corrupt(String),
     #[error("a statement of this program cannot run: {0}")]
     Statement(String),
+    #[error("the database server did not answer within {0:?}")]
+    Timeout(Duration),
     #[error(
         "migration {name} was edited after it was applied (stored checksum {stored}, \
          this build has {embedded}); add a new migration instead of editing an applied one"
@@ -64,7 +70,7 @@ impl DbError {
     /// a caller may retry, an HTTP handler answers 503.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Open(_) => true,
+            Self::Open(_) | Self::Timeout(_) => true,
             Self::Sql(libsql::Error::ConnectionFailed(_)) => true,
             // A remote server's answer to a statement it ran is an SQL error like a local one;
             // anything else on the way there (refused, reset, timed out, a stream the server
@@ -355,7 +361,22 @@ pub async fn execute(
     sql: &str,
     params: impl IntoParams,
 ) -> Result<u64, DbError> {
+    if conn.remote {
+        return remote(conn.execute(sql, params)).await;
+    }
     Ok(conn.execute(sql, params).await?)
+}
+
+/// A request to a remote server, bounded by [`REMOTE_TIMEOUT`]. When it times out the request
+/// is dropped (its connection closed); whether the server applied it is unknown, as after any
+/// lost answer: every write here is guarded (a lease, a claim, an idempotency key) for that.
+pub(crate) async fn remote<T>(
+    request: impl Future<Output = Result<T, libsql::Error>>,
+) -> Result<T, DbError> {
+    match tokio::time::timeout(REMOTE_TIMEOUT, request).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(DbError::Timeout(REMOTE_TIMEOUT)),
+    }
 }
 
 /// One statement of a [`transaction`]: its SQL and positional parameters.
@@ -516,7 +537,7 @@ async fn remote_transaction(
         sql.push_str(";\n");
     }
     sql.push_str("COMMIT");
-    let mut batch = conn.execute_batch(&sql).await?;
+    let mut batch = remote(conn.execute_batch(&sql)).await?;
     let _begin = batch.next_stmt_row();
     let mut out = Vec::with_capacity(steps.len());
     for _ in steps {
@@ -537,7 +558,7 @@ async fn remote_query(
     params: impl IntoParams,
 ) -> Result<Rows, DbError> {
     let sql = inline(sql, &positional(params)?)?;
-    conn.execute_batch(&sql)
+    remote(conn.execute_batch(&sql))
         .await?
         .next_stmt_row()
         .flatten()

@@ -209,7 +209,7 @@ async fn apply(conn: &PooledConnection, migrations: &[Migration]) -> Result<Vec<
             sql.push_str(";\n");
         }
         sql.push_str("COMMIT");
-        conn.execute_batch(&sql).await?;
+        db::remote(conn.execute_batch(&sql)).await?;
         log_applied(&todo);
         return Ok(todo.iter().map(|m| m.version).collect());
     }

@@ -179,15 +179,15 @@ impl Queue {
         let changed = retry_busy(|| {
             let params = params.clone();
             async move {
-                Ok(conn
-                    .execute(
-                        "UPDATE processing_jobs
+                db::execute(
+                    conn,
+                    "UPDATE processing_jobs
                             SET lease_expires_at = ?1, updated_at = ?2,
                                 progress = max(progress, coalesce(?3, progress))
                           WHERE id = ?4 AND lease_token = ?5 AND status = 'running'",
-                        params,
-                    )
-                    .await?)
+                    params,
+                )
+                .await
             }
         })
         .await?;
@@ -211,7 +211,7 @@ impl Queue {
                 lease.job_id,
                 lease.token.clone(),
             );
-            async move { Ok(conn.execute(COMPLETE_SQL, params).await?) }
+            async move { db::execute(conn, COMPLETE_SQL, params).await }
         })
         .await?;
         Ok(changed == 1)
@@ -281,7 +281,7 @@ impl Queue {
         };
         let changed = retry_busy(|| {
             let params = params.clone();
-            async move { Ok(conn.execute(sql, params).await?) }
+            async move { db::execute(conn, sql, params).await }
         })
         .await?;
         Ok(if changed == 1 {

@@ -223,16 +223,24 @@ async fn execute<P: Pipeline>(
         let mut beats = tokio::time::interval_at(Instant::now() + every, every);
         beats.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
-        let run = pipeline.run(&job, &progress);
-        tokio::pin!(run);
-        let result = loop {
+        // The pipeline and the heartbeats are polled together: a heartbeat waiting for the
+        // connection that a progress report holds across a network round trip must not stop
+        // that report from finishing (on a remote database both would wait for ever). Both are
+        // dropped before the connection is taken for the job's last write.
+        let result = {
+            let beating = async {
+                loop {
+                    beats.tick().await;
+                    match progress.heartbeat().await {
+                        Ok(()) => {}
+                        Err(PipelineError::LeaseLost) => return PipelineError::LeaseLost,
+                        Err(e) => tracing::warn!(error = %e, "heartbeat failed; will try again"),
+                    }
+                }
+            };
             tokio::select! {
-                r = &mut run => break r,
-                _ = beats.tick() => match progress.heartbeat().await {
-                    Ok(()) => {}
-                    Err(PipelineError::LeaseLost) => break Err(PipelineError::LeaseLost),
-                    Err(e) => tracing::warn!(error = %e, "heartbeat failed; will try again"),
-                },
+                r = pipeline.run(&job, &progress) => r,
+                lost = beating => Err(lost),
             }
         };
 

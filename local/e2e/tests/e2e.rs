@@ -34,11 +34,19 @@ struct Stack {
 }
 
 impl Stack {
-    /// Starts the stack exactly as the README says (`./local/run`), on the given ports.
-    fn start(data_dir: &Path, api_port: u16, s3_port: u16) -> Self {
+    /// Starts the stack exactly as the README says (`./local/run`), on the given ports, with
+    /// the database `TEST_DATABASE` names (`LOCAL_DATABASE=file`, or `sqld` on `db_port`).
+    fn start(data_dir: &Path, api_port: u16, s3_port: u16, db_port: u16) -> Self {
         use std::os::unix::process::CommandExt;
         let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
+        let database = if testkit::sqld::on_server() {
+            "sqld"
+        } else {
+            "file"
+        };
         let child = Command::new(repo_root().join("local/run"))
+            .env("LOCAL_DATABASE", database)
+            .env("LOCAL_DB_PORT", db_port.to_string())
             .env("LOCAL_API_PORT", api_port.to_string())
             .env("LOCAL_S3_PORT", s3_port.to_string())
             .env("LOCAL_DATA_DIR", data_dir)
@@ -268,8 +276,8 @@ impl Client {
 fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let (api_port, s3_port) = (free_port(), free_port());
-    let stack = Stack::start(&data_dir, api_port, s3_port);
+    let (api_port, s3_port, db_port) = (free_port(), free_port(), free_port());
+    let stack = Stack::start(&data_dir, api_port, s3_port, db_port);
     let client = Client::new(stack.api());
     let video = testkit::fixture("sample-3s.mp4");
 
@@ -456,7 +464,7 @@ fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
 
     // Stop and start again: the history is still there, and the session still works.
     stack.stop();
-    let stack = Stack::start(&data_dir, api_port, s3_port);
+    let stack = Stack::start(&data_dir, api_port, s3_port, db_port);
     let client = Client::new(stack.api());
     let (status, again) = client.json("GET", "/viral-clip/videos", Some(&token_a), None);
     assert_eq!(status, 200, "{again}");

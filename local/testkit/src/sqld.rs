@@ -91,10 +91,25 @@ impl Sqld {
         }
     }
 
+    /// Kills the server (SIGKILL: a crash, every connection reset at once); its data stays.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts the server again on the same port and data.
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// Starts a [stopped](Sqld::stop) server again on the same port and data.
+    pub fn start_again(&mut self) {
+        if self.child.is_none() {
+            self.spawn();
+        }
     }
 
     fn spawn(&mut self) {
@@ -117,10 +132,14 @@ impl Sqld {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", self.bin.display()));
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         let health = format!("{}/health", self.url());
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build()
+            .into();
         loop {
-            if ureq::get(&health).call().is_ok() {
+            if agent.get(&health).call().is_ok() {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {

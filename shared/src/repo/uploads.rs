@@ -390,7 +390,8 @@ pub async fn mark_cleaned(
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
     let now = crate::time::format(now);
-    conn.execute(
+    db::execute(
+        conn,
         "UPDATE uploads SET cleaned_at = ?2 WHERE id = ?1 AND cleaned_at IS NULL
             AND status IN ('aborted', 'expired', 'failed') AND expires_at < ?2",
         libsql::params![id, now],
