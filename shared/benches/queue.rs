@@ -197,18 +197,17 @@ async fn enqueue_jobs(path: &Path, user: i64, n: usize) -> f64 {
     let db = Db::open_file(path).await.unwrap();
     let conn = db.connect().await.unwrap();
     let items: Vec<_> = (0..n).map(|i| item(user, i)).collect();
-    let mut videos = Vec::with_capacity(n);
-    conn.execute("BEGIN", ()).await.unwrap();
-    for (video, _) in &items {
-        let now = shared::time::now();
-        videos.push(
-            repo::video_sources::insert(&conn, video, now)
-                .await
-                .unwrap()
-                .id,
-        );
-    }
-    conn.execute("COMMIT", ()).await.unwrap();
+    let now = shared::time::now();
+    let steps: Vec<_> = items
+        .iter()
+        .map(|(video, _)| repo::video_sources::insert(video, now, None).unwrap())
+        .collect();
+    let videos: Vec<i64> = shared::db::transaction(&conn, &steps)
+        .await
+        .unwrap()
+        .iter()
+        .map(|rows| shared::db::int(&rows[0], 0).unwrap())
+        .collect();
     let q = Queue::new(QueueConfig::default());
     let started = Instant::now();
     for (video, (_, job)) in videos.iter().zip(&items) {

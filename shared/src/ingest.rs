@@ -31,7 +31,10 @@ pub const MAX_TITLE_CHARS: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestConfig {
-    /// `MAX_UPLOAD_BYTES` (default 6 MiB, the cloud function payload limit).
+    /// `MAX_UPLOAD_BYTES` (default 4 MiB): the largest file of a direct upload. A synchronous
+    /// Lambda event is at most 6 MiB + 100 bytes and API Gateway base64-encodes a binary body
+    /// into it (a third larger), so the largest form this route takes (the file, its fields and
+    /// framing, 64 KiB in all) must stay under 4.5 MiB; larger files take the large-upload flow.
     pub max_upload_bytes: u64,
     /// `JOB_MAX_ATTEMPTS` (default 3), stored with each new job.
     pub job_max_attempts: u32,
@@ -48,7 +51,7 @@ pub struct IngestConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
-            max_upload_bytes: 6 * 1024 * 1024,
+            max_upload_bytes: 4 * 1024 * 1024,
             job_max_attempts: 3,
             upload_part_bytes: 8 * 1024 * 1024,
             upload_url_ttl: std::time::Duration::from_secs(6 * 3600),

@@ -181,7 +181,7 @@
   // Files up to this size go in one request to /viral-clip/video/upload; larger ones straight
   // to the object store through presigned URLs (the server writes the limit into the page).
   const MAX_DIRECT_UPLOAD = Number(
-    (document.querySelector("meta[name='viralclip-max-upload-bytes']") || {}).content) || 6 * 1024 * 1024;
+    (document.querySelector("meta[name='viralclip-max-upload-bytes']") || {}).content) || 4 * 1024 * 1024;
   const PART_ATTEMPTS = 4;      // a failed part is sent again up to 3 times
   const PARALLEL_PARTS = 3;
 

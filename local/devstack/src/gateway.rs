@@ -387,11 +387,31 @@ async fn http_event(
         .await
         .map(|b| b.to_bytes())
         .map_err(|_| json_reply(StatusCode::BAD_REQUEST, &json!({"message": "Bad Request"})))?;
-    if body.len() > 10 * 1024 * 1024 {
-        return Err(json_reply(
+    build_event(&parts, &body, route, params, peer).map_err(|reply| *reply)
+}
+
+/// Most bytes of a synchronous Lambda invocation's event (6 MiB + 100, as AWS measures its
+/// "6 MB"): API Gateway refuses a request whose event would be larger with a 413, before any
+/// function runs. Binary bodies count base64-encoded, a third larger.
+pub const LAMBDA_EVENT_LIMIT: usize = 6 * 1024 * 1024 + 100;
+
+/// API Gateway's own limit on a request body (HTTP API: 10 MB).
+pub const GATEWAY_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+/// The payload 2.0 event of a request whose body has been read; a 413 when the body is over
+/// API Gateway's limit or the event over Lambda's.
+fn build_event(
+    parts: &hyper::http::request::Parts,
+    body: &Bytes,
+    route: &Route,
+    params: Map<String, Value>,
+    peer: SocketAddr,
+) -> Result<Bytes, Box<Reply>> {
+    if body.len() > GATEWAY_BODY_LIMIT {
+        return Err(Box::new(json_reply(
             StatusCode::PAYLOAD_TOO_LARGE,
             &json!({"message": "Request Entity Too Large"}),
-        ));
+        )));
     }
     let mut headers = Map::new();
     let mut cookies = Vec::new();
@@ -429,11 +449,11 @@ async fn http_event(
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let (body, base64) = match std::str::from_utf8(&body) {
+    let (body, base64) = match std::str::from_utf8(body) {
         _ if body.is_empty() => (Value::Null, false),
         Ok(text) if is_text(content_type) => (Value::from(text), false),
         _ => (
-            Value::from(base64::engine::general_purpose::STANDARD.encode(&body)),
+            Value::from(base64::engine::general_purpose::STANDARD.encode(body)),
             true,
         ),
     };
@@ -476,7 +496,14 @@ async fn http_event(
         "body": body,
         "isBase64Encoded": base64,
     });
-    Ok(Bytes::from(event.to_string()))
+    let event = event.to_string();
+    if event.len() > LAMBDA_EVENT_LIMIT {
+        return Err(Box::new(json_reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &json!({"message": "Request Entity Too Large"}),
+        )));
+    }
+    Ok(Bytes::from(event))
 }
 
 /// Content API Gateway hands over as text; anything else goes base64-encoded.
@@ -596,6 +623,55 @@ mod tests {
         assert!(routes.iter().any(|r| r.method == "DELETE"
             && r.path == "/viral-clip/video/uploads/{upload_id}"
             && r.function == "abort-upload"));
+    }
+
+    fn upload_event(file_bytes: usize) -> Result<Bytes, Box<Reply>> {
+        let file = vec![0xA5u8; file_bytes];
+        let (content_type, form) = testkit::multipart(
+            &[("aspect_ratio", "9:16"), ("title", "a talk")],
+            &[("file", "talk.mp4", &file)],
+        );
+        let (mut parts, ()) = hyper::Request::builder()
+            .method("POST")
+            .uri("/viral-clip/video/upload")
+            .header("content-type", content_type)
+            .header("authorization", format!("Bearer {}", "x".repeat(300)))
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+            )
+            .header("host", "abc123.execute-api.eu-west-1.amazonaws.com")
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts
+            .headers
+            .insert("idempotency-key", "k".repeat(255).parse().unwrap());
+        let route = Route {
+            method: "POST".into(),
+            path: "/viral-clip/video/upload".into(),
+            function: "upload-video".into(),
+        };
+        build_event(
+            &parts,
+            &Bytes::from(form),
+            &route,
+            Map::new(),
+            "127.0.0.1:1".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_largest_direct_upload_fits_a_lambda_event_and_a_larger_body_is_refused_with_413() {
+        let limit = shared::ingest::IngestConfig::default().max_upload_bytes as usize;
+        // The largest file the upload route takes, with its form around it, base64-encoded.
+        let event = upload_event(limit).expect("fits");
+        assert!(event.len() <= LAMBDA_EVENT_LIMIT, "{} bytes", event.len());
+        // Just past what an event can carry: API Gateway's 413, before any function runs.
+        let below = (LAMBDA_EVENT_LIMIT - 16 * 1024) / 4 * 3;
+        assert!(upload_event(below).is_ok(), "just below");
+        let refused = upload_event(LAMBDA_EVENT_LIMIT / 4 * 3 + 1024).expect_err("just above");
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[test]

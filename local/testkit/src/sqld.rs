@@ -158,6 +158,10 @@ impl Sqld {
 
 impl Drop for Sqld {
     fn drop(&mut self) {
+        if std::env::var_os("SQLD_PRINT_LOG").is_some() {
+            let log = std::fs::read_to_string(self.dir.path().join("sqld.log")).unwrap_or_default();
+            eprintln!("---- sqld log ----\n{log}");
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
