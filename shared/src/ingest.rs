@@ -532,7 +532,7 @@ pub async fn upload_video(
     let claim_until = now + DIRECT_UPLOAD_CLAIM;
     let mut steps = vec![uploads::insert_unless_key(
         &intent,
-        (&token, claim_until),
+        Some((&token, claim_until)),
         now,
         key.as_ref(),
     )?];

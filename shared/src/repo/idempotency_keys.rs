@@ -13,6 +13,17 @@ pub struct IdempotencyKey {
     pub request_hash: String,
 }
 
+impl IdempotencyKey {
+    /// A key's `(user_id, route, key)` as SQL parameters: all NULL without a key (a condition
+    /// `… = NULL` holds for no row).
+    pub fn columns(key: Option<&Self>) -> (Option<i64>, Option<&'static str>, Option<String>) {
+        match key {
+            Some(k) => (Some(k.user_id), Some(k.route), Some(k.key.clone())),
+            None => (None, None, None),
+        }
+    }
+}
+
 /// What a key already stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {

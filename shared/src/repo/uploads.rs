@@ -130,18 +130,32 @@ pub async fn insert(
     claim: Option<(&str, DateTime<Utc>)>,
     now: DateTime<Utc>,
 ) -> Result<Upload, DbError> {
-    let now = crate::time::format(now);
+    let stmt = insert_unless_key(new, claim, now, None)?;
+    db::query_one(conn, &stmt.sql, stmt.params, |r| from_row(r)).await
+}
+
+/// [`insert`] as a step: nothing is inserted when `unless_key` is already recorded (a repeated
+/// request). Returns the row (its id first).
+pub fn insert_unless_key(
+    new: &NewUpload,
+    claim: Option<(&str, DateTime<Utc>)>,
+    now: DateTime<Utc>,
+    unless_key: Option<&IdempotencyKey>,
+) -> Result<db::Stmt, DbError> {
     let (token, until) = claim.map_or((None, None), |(t, u)| {
-        (Some(t), Some(crate::time::format(u)))
+        (Some(t.to_owned()), Some(crate::time::format(u)))
     });
-    db::query_one(
-        conn,
-        &format!(
+    let (key_user, key_route, key) = IdempotencyKey::columns(unless_key);
+    let now = crate::time::format(now);
+    db::Stmt::new(
+        format!(
             "INSERT INTO uploads (user_id, object_key, multipart_id, filename, content_type, size_bytes,
                  part_size, part_count, title, payload, expires_at, created_at, updated_at,
                  status, claim_token, claim_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12,
-                 CASE WHEN ?13 IS NULL THEN 'pending' ELSE 'completing' END, ?13, ?14)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12,
+                 CASE WHEN ?13 IS NULL THEN 'pending' ELSE 'completing' END, ?13, ?14
+              WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys
+                                 WHERE user_id = ?15 AND route = ?16 AND key = ?17)
              RETURNING {COLUMNS}"
         ),
         libsql::params![
@@ -159,48 +173,6 @@ pub async fn insert(
             now,
             token,
             until,
-        ],
-        |r| from_row(r),
-    )
-    .await
-}
-
-/// A direct upload's intent, `completing` under `claim` (token, until), as a step: nothing is
-/// inserted when `unless_key` is already recorded (a repeated request). Returns the new id.
-pub fn insert_unless_key(
-    new: &NewUpload,
-    claim: (&str, DateTime<Utc>),
-    now: DateTime<Utc>,
-    unless_key: Option<&IdempotencyKey>,
-) -> Result<db::Stmt, DbError> {
-    let (key_user, key_route, key) = match unless_key {
-        Some(k) => (Some(k.user_id), Some(k.route), Some(k.key.as_str())),
-        None => (None, None, None),
-    };
-    let now = crate::time::format(now);
-    db::Stmt::new(
-        "INSERT INTO uploads (user_id, object_key, multipart_id, filename, content_type, size_bytes,
-             part_size, part_count, title, payload, expires_at, created_at, updated_at,
-             status, claim_token, claim_until)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, 'completing', ?13, ?14
-          WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys
-                             WHERE user_id = ?15 AND route = ?16 AND key = ?17)
-         RETURNING id",
-        libsql::params![
-            new.user_id,
-            new.object_key.as_str(),
-            new.multipart_id.as_deref(),
-            new.filename.as_str(),
-            new.content_type.as_str(),
-            to_i64(new.size_bytes)?,
-            to_i64(new.part_size)?,
-            i64::from(new.part_count),
-            new.title.as_deref(),
-            new.payload.to_string(),
-            crate::time::format(new.expires_at),
-            now,
-            claim.0,
-            crate::time::format(claim.1),
             key_user,
             key_route,
             key,

@@ -108,10 +108,7 @@ pub fn insert(
     now: DateTime<Utc>,
     unless_key: Option<&IdempotencyKey>,
 ) -> Result<db::Stmt, DbError> {
-    let (key_user, key_route, key) = match unless_key {
-        Some(k) => (Some(k.user_id), Some(k.route), Some(k.key.as_str())),
-        None => (None, None, None),
-    };
+    let (key_user, key_route, key) = IdempotencyKey::columns(unless_key);
     db::Stmt::new(
         "INSERT INTO video_sources (user_id, source_type, source_url, youtube_video_id, file_path,
              title, duration_seconds, thumbnail_url, status, created_at, updated_at)
