@@ -18,7 +18,7 @@ use testkit::TestDatabase;
 const JOBS: usize = 2_000;
 const PROCESSES: usize = 8;
 /// Jobs each process runs at once (`WORKER_CONCURRENCY`).
-const CONCURRENCY: &str = "2";
+const CONCURRENCY: &str = "1";
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
