@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use lambda_http::Body;
-use serde_json::{json, Value};
+use serde_json::json;
 use shared::app::App;
 use shared::config::{DatabaseUrl, Env, WorkerConfig};
 use shared::db::Db;
@@ -87,10 +87,6 @@ impl Counted {
     }
 
     /// The database as the functions see it (through the proxy).
-    pub fn database_url(&self) -> DatabaseUrl {
-        self.app_database_url()
-    }
-
     fn app_database_url(&self) -> DatabaseUrl {
         match self.env.database.url() {
             DatabaseUrl::Remote { auth_token, .. } => DatabaseUrl::Remote {
@@ -338,9 +334,4 @@ pub struct WorkerTrips {
     /// Besides progress reports: the job's share of its claim, and its completion.
     pub per_job: f64,
     pub progress_per_job: f64,
-}
-
-/// The body of a response, for messages.
-pub fn describe(v: &Value) -> String {
-    v.to_string()
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::db::{self, DbError, PooledConnection};
+use crate::db::{self, DbError};
 
 /// A key as a request gives it: whose, for which route, and a digest of the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,26 +31,7 @@ pub struct Stored {
     pub response_body: String,
 }
 
-pub async fn find(
-    conn: &PooledConnection,
-    key: &IdempotencyKey,
-) -> Result<Option<Stored>, DbError> {
-    db::query_opt(
-        conn,
-        "SELECT request_hash, response_body FROM idempotency_keys
-          WHERE user_id = ?1 AND route = ?2 AND key = ?3",
-        (key.user_id, key.route, key.key.as_str()),
-        |r| {
-            Ok(Stored {
-                request_hash: db::text(r, 0)?,
-                response_body: db::text(r, 1)?,
-            })
-        },
-    )
-    .await
-}
-
-/// [`find`] as a step of a transaction: its rows are read by [`stored`].
+/// The key as recorded, as a step of a transaction: its rows are read by [`stored`].
 pub fn find_stmt(key: &IdempotencyKey) -> Result<db::Stmt, DbError> {
     db::Stmt::new(
         "SELECT request_hash, response_body FROM idempotency_keys
