@@ -78,9 +78,7 @@ impl DbError {
             // A remote server's answer to a statement it ran is an SQL error like a local one;
             // anything else on the way there (refused, reset, timed out, a stream the server
             // dropped) means it cannot be reached for now.
-            Self::Sql(e @ libsql::Error::Hrana(_)) => {
-                remote_sql_error(e).is_none() || self.is_busy()
-            }
+            Self::Sql(e @ libsql::Error::Hrana(_)) => !is_remote_sql_error(e) || self.is_busy(),
             _ => self.is_busy(),
         }
     }
@@ -121,15 +119,20 @@ impl DbError {
 /// What the guard trigger of migration 0004 raises.
 const GUARD_MESSAGE: &str = "write guard: a condition of this write no longer holds";
 
-/// The message of an SQL error a remote server answered a statement with, or `None` for a
-/// failure to reach the server (or a stream it dropped, such as a transaction it timed out).
-/// libsql 0.10 reports a failed batch step as an `api error` and a failed single statement as a
-/// `stream error` carrying the server's error code.
-fn remote_sql_error(e: &libsql::Error) -> Option<String> {
+/// Whether a remote server answered a statement with an SQL error, rather than being out of
+/// reach (or dropping a stream, such as a transaction it timed out). libsql 0.10 reports a
+/// failed batch step as an `api error` and a failed single statement as a `stream error`
+/// carrying the server's error code.
+///
+/// Other `api error`s are the server refusing the request, not a statement: one that is starting
+/// answers `status=404 … Namespace \`default\` doesn't exist` for a moment after it listens,
+/// and one shutting down times batches out (`Transaction timed out`).
+fn is_remote_sql_error(e: &libsql::Error) -> bool {
     let text = e.to_string();
-    let sql = text.contains("api error:")
-        || (text.contains("stream error:") && text.contains("code: \"SQL"));
-    sql.then_some(text)
+    let statement =
+        text.contains("SQLite error") || text.contains("SQL string could not be parsed");
+    (text.contains("api error:") && statement)
+        || (text.contains("stream error:") && text.contains("code: \"SQL"))
 }
 
 /// Idle connections of a local database kept for reuse (and, while any is idle, to keep the
@@ -865,5 +868,30 @@ pub fn opt_json(row: &dyn Columns, idx: i32) -> Result<Option<serde_json::Value>
         Some(raw) => serde_json::from_str(&raw)
             .map(Some)
             .map_err(|e| DbError::Corrupt(format!("JSON column: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(message: &str) -> DbError {
+        DbError::Sql(libsql::Error::Hrana(message.to_owned().into()))
+    }
+
+    #[test]
+    fn a_remote_sql_error_is_not_an_outage_but_a_server_not_ready_is() {
+        let constraint = remote("api error: `SQLite error: UNIQUE constraint failed: users.email`");
+        assert!(!constraint.is_unavailable());
+        let starting = remote(
+            "api error: `status=404 Not Found, body={\"error\":\"Namespace `default` doesn't exist\"}`",
+        );
+        assert!(starting.is_unavailable());
+        let timed_out = remote("api error: `Transaction timed out`");
+        assert!(timed_out.is_unavailable());
+        let refused = remote("http error: `error trying to connect: tcp connect error`");
+        assert!(refused.is_unavailable());
+        let busy = remote("api error: `SQLite error: database is locked`");
+        assert!(busy.is_unavailable() && busy.is_busy());
     }
 }
