@@ -17,8 +17,8 @@ use testkit::TestDatabase;
 
 const JOBS: usize = 2_000;
 const PROCESSES: usize = 8;
-/// Jobs each process runs at once (`WORKER_CONCURRENCY`).
-const CONCURRENCY: &str = "1";
+/// Jobs each process runs at once (`WORKER_CONCURRENCY`): the shipped default.
+const CONCURRENCY: &str = "4";
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
