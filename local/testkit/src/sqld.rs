@@ -16,6 +16,11 @@ use shared::config::DatabaseUrl;
 /// The server's cap on connections at once. With more writers waiting on its write lock at once,
 /// sqld 0.24.32 can spin on the lock and stop answering (README, "The database").
 pub const MAX_CONCURRENT_CONNECTIONS: &str = "4";
+/// How long a request waits for one of those connections before sqld answers 429. A connection
+/// is held by an open stream, and a stream whose client never closed it (its runtime ended
+/// first) expires after ~10 s idle: the wait outlasts that (sqld's default is 1 s), and stays
+/// under `db::REMOTE_TIMEOUT`, so a request kept waiting still gets the server's answer.
+pub const CONNECTION_WAIT_SECONDS: &str = "15";
 
 /// Whether this test run's fixtures use a libSQL server (`TEST_DATABASE=sqld`).
 pub fn on_server() -> bool {
@@ -114,6 +119,8 @@ impl Sqld {
             .arg("--no-welcome")
             .arg("--max-concurrent-connections")
             .arg(MAX_CONCURRENT_CONNECTIONS)
+            .arg("--connection-creation-timeout-sec")
+            .arg(CONNECTION_WAIT_SECONDS)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
