@@ -195,13 +195,12 @@ impl DatabaseUrl {
     }
 }
 
-/// The queue's timing: leases, attempts and back-off.
+/// The queue's timing: leases and back-off. (A job's attempts are stored with it when it is
+/// created: `JOB_MAX_ATTEMPTS`, in the ingest settings.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueConfig {
     /// How long a claim holds a job without a heartbeat (`JOB_LEASE_SECONDS`, default 30).
     pub lease: Duration,
-    /// Attempts before a job fails for good (`JOB_MAX_ATTEMPTS`, default 3). Stored per job.
-    pub max_attempts: u32,
     /// First retry delay (`JOB_RETRY_BASE_SECONDS`, default 5); doubles per attempt, with jitter.
     pub retry_base: Duration,
     /// Longest retry delay (`JOB_RETRY_MAX_SECONDS`, default 300).
@@ -212,7 +211,6 @@ impl Default for QueueConfig {
     fn default() -> Self {
         Self {
             lease: Duration::from_secs(30),
-            max_attempts: 3,
             retry_base: Duration::from_secs(5),
             retry_max: Duration::from_secs(300),
         }
@@ -224,7 +222,6 @@ impl QueueConfig {
         let d = Self::default();
         Ok(Self {
             lease: env.seconds("JOB_LEASE_SECONDS", d.lease.as_secs_f64(), 3600.0)?,
-            max_attempts: env.int_in("JOB_MAX_ATTEMPTS", d.max_attempts.into(), 1..=100)? as u32,
             retry_base: env.seconds(
                 "JOB_RETRY_BASE_SECONDS",
                 d.retry_base.as_secs_f64(),
@@ -333,7 +330,7 @@ mod tests {
     fn worker_config_has_defaults_and_names_a_bad_variable() {
         let cfg = WorkerConfig::from_env(&Env::from_pairs([])).unwrap();
         assert_eq!(cfg.concurrency, 4);
-        assert_eq!(cfg.queue.max_attempts, 3);
+        assert_eq!(cfg.queue.lease, Duration::from_secs(30));
         assert_eq!(cfg.poll_interval, Duration::from_secs(5));
 
         let err =

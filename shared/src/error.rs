@@ -10,6 +10,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use crate::db::DbError;
+use crate::media::MediaError;
 
 /// Per-field validation messages, for `details.fields`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -196,6 +197,32 @@ impl From<DbError> for ApiError {
             Self::unavailable("database", e)
         } else {
             Self::internal(e)
+        }
+    }
+}
+
+impl ApiError {
+    /// A write's database error as the API answers it: a write that names a user row that is
+    /// gone (a valid token of a deleted account) is a 401.
+    pub fn from_write(e: DbError) -> Self {
+        if e.is_foreign_key_violation() {
+            Self::Unauthorized("your account no longer exists; sign up or sign in again".into())
+        } else {
+            e.into()
+        }
+    }
+}
+
+impl From<MediaError> for ApiError {
+    /// A file that is not a video is a 415; a damaged one a 422 on `file`.
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::NotAVideo(msg) => {
+                Self::UnsupportedMediaType(format!("{msg}: upload an MP4 or MOV video"))
+            }
+            MediaError::Damaged(msg) => {
+                Self::field("file", format!("cannot be read as a video: {msg}"))
+            }
         }
     }
 }

@@ -21,6 +21,11 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     }
 }
 
+/// A JSON text already rendered (a stored answer, say) as a response.
+pub fn json_text(status: StatusCode, text: String) -> Response {
+    with_json_type(status, text)
+}
+
 fn with_json_type(status: StatusCode, text: String) -> Response {
     let mut resp = http::Response::new(text);
     *resp.status_mut() = status;

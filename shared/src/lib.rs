@@ -9,9 +9,9 @@
 //! - [`pipeline`], [`worker`]: what runs a claimed job, and the loop of one worker invocation.
 //! - [`error`], [`http`]: the API's one error type and the HTTP plumbing (on `http` types).
 //! - [`auth`]: passwords, tokens and the extractor of protected routes.
-//! - [`youtube`], [`clip_config`], [`media`]: typed, parsed inputs.
+//! - [`youtube`], [`clip_config`], [`title`], [`media`]: typed, parsed inputs.
 //! - [`storage`]: the S3-compatible object store.
-//! - [`ingest`], [`uploads`], [`history`]: what the ingest, large-upload and history routes do.
+//! - [`ingest`] (a module per flow), [`history`]: what the ingest and history routes do.
 
 pub mod app;
 pub mod auth;
@@ -31,6 +31,6 @@ pub mod repo;
 pub mod storage;
 pub mod telemetry;
 pub mod time;
-pub mod uploads;
+pub mod title;
 pub mod worker;
 pub mod youtube;

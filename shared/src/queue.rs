@@ -425,7 +425,8 @@ pub struct Look {
     pub claimable: bool,
 }
 
-const REAP_SQL: &str = "UPDATE processing_jobs
+/// The reaper's write: every expired lease back to the queue, or failed when no attempt is left.
+pub const REAP_SQL: &str = "UPDATE processing_jobs
     SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
         error_message = 'attempt ' || attempts || ' of ' || max_attempts
             || ': the worker stopped before finishing (its lease expired)',

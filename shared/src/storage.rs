@@ -268,6 +268,11 @@ impl Storage {
     }
 }
 
+/// S3's limits on multipart parts: at least 5 MiB (but the last), at most 5 GiB, 10,000 parts.
+pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+pub const MAX_PARTS: u64 = 10_000;
+
 /// One uploaded part of a multipart upload, as CompleteMultipartUpload takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartTag {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use shared::error::ApiError;
-use shared::ingest::UploadForm;
+use shared::ingest::direct_upload::UploadForm;
 use shared::media::{self, MediaError};
 use shared::youtube::YoutubeLink;
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use shared::config::QueueConfig;
 use shared::db::{self, Db};
 use shared::model::{JobStatus, VideoStatus};
-use shared::queue::{FailOutcome, Queue, CLAIMABLE_SQL, CLAIM_SQL, EXPIRED_SQL};
+use shared::queue::{self, FailOutcome, Queue, CLAIMABLE_SQL, CLAIM_SQL, EXPIRED_SQL};
 use shared::repo;
 
 fn queue_with_lease(lease: Duration) -> Queue {
@@ -514,19 +514,27 @@ async fn the_claim_query_walks_an_index_not_the_table() {
 }
 
 #[tokio::test]
-async fn the_reaper_query_walks_an_index_not_the_table() {
+async fn the_reaper_and_the_idle_look_walk_the_lease_index_not_the_table() {
     let t = TestDb::new().await;
     t.enqueue(10).await;
-    let plan = db::query_all(
-        &t.conn,
-        "EXPLAIN QUERY PLAN SELECT id FROM processing_jobs WHERE status = 'running' AND lease_expires_at < 'x'",
-        (),
-        |r| db::text(r, 3),
-    )
-    .await
-    .unwrap()
-    .join("\n");
-    assert!(plan.contains("processing_jobs_leases"), "{plan}");
+    for (name, sql) in [("reap", queue::REAP_SQL), ("look", queue::LOOK_SQL)] {
+        let plan = db::query_all(
+            &t.conn,
+            &format!("EXPLAIN QUERY PLAN {sql}"),
+            ["x"],
+            |r| db::text(r, 3),
+        )
+        .await
+        .unwrap()
+        .join("\n");
+        assert!(plan.contains("processing_jobs_leases"), "{name}: {plan}");
+        for line in plan.lines() {
+            assert!(
+                !line.contains("SCAN processing_jobs") || line.contains("INDEX"),
+                "{name}: table scan: {plan}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

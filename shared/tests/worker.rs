@@ -21,7 +21,6 @@ fn config() -> WorkerConfig {
         stop_when_idle: true,
         queue: QueueConfig {
             lease: Duration::from_secs(5),
-            max_attempts: 3,
             retry_base: Duration::from_millis(40),
             retry_max: Duration::from_secs(1),
         },

@@ -2,30 +2,22 @@
 //! removes its parts and object → 204. A completed upload cannot be aborted (409).
 
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Error, Request, RequestExt, Response};
+use lambda_http::{Body, Error, Request, Response};
 use shared::app::App;
 use shared::error::ApiError;
 use shared::http as api;
-use shared::uploads;
+use shared::ingest::upload_end;
 
 pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    if req.method() != Method::DELETE {
-        return Ok(api::method_not_allowed(&Method::DELETE).map(Body::from));
-    }
-    Ok(api::finish(handle(app, &req).await).map(Body::from))
+    http_function::answer(req, Method::DELETE, |req| handle(app, req)).await
 }
 
-async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {
+async fn handle(app: &App, req: Request) -> Result<api::Response, ApiError> {
     let user_id = app.auth.authenticate(req.headers())?;
-    let param = req.path_parameters_ref();
-    let id = api::path_id(
-        param.and_then(|p| p.first("upload_id")),
-        req.uri().path(),
-        "uploads",
-    )
-    .ok_or_else(|| ApiError::NotFound("no such upload".into()))?;
+    let id = http_function::path_id(&req, "upload_id", "uploads")
+        .ok_or_else(upload_end::no_such_upload)?;
     let conn = app.db.connect().await?;
-    uploads::abort(&conn, app.storage()?, user_id, id).await?;
+    upload_end::abort(&conn, app.storage()?, user_id, id).await?;
     let mut resp = api::Response::new(String::new());
     *resp.status_mut() = StatusCode::NO_CONTENT;
     Ok(resp)

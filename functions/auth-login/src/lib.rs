@@ -9,13 +9,10 @@ use shared::error::ApiError;
 use shared::http::{self as api, Fields};
 
 pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    if req.method() != Method::POST {
-        return Ok(api::method_not_allowed(&Method::POST).map(Body::from));
-    }
-    Ok(api::finish(handle(app, &req).await).map(Body::from))
+    http_function::answer(req, Method::POST, |req| handle(app, req)).await
 }
 
-async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {
+async fn handle(app: &App, req: Request) -> Result<api::Response, ApiError> {
     let mut fields = Fields::new(api::json_object(req.headers(), req.body())?);
     let creds = Credentials::from_json(&mut fields, false);
     fields.finish()?;

@@ -3,31 +3,24 @@
 //! its queued job → 201 with the same body as the direct upload. A repeat answers the same.
 
 use lambda_http::http::Method;
-use lambda_http::{Body, Error, Request, RequestExt, Response};
+use lambda_http::{Body, Error, Request, Response};
 use shared::app::App;
 use shared::error::ApiError;
 use shared::http as api;
-use shared::uploads::{self, CompleteRequest};
+use shared::ingest::upload_complete::{self, CompleteRequest};
+use shared::ingest::upload_end;
 
 pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    if req.method() != Method::POST {
-        return Ok(api::method_not_allowed(&Method::POST).map(Body::from));
-    }
-    Ok(api::finish(handle(app, &req).await).map(Body::from))
+    http_function::answer(req, Method::POST, |req| handle(app, req)).await
 }
 
-async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {
+async fn handle(app: &App, req: Request) -> Result<api::Response, ApiError> {
     let user_id = app.auth.authenticate(req.headers())?;
-    let param = req.path_parameters_ref();
-    let id = api::path_id(
-        param.and_then(|p| p.first("upload_id")),
-        req.uri().path(),
-        "uploads",
-    )
-    .ok_or_else(|| ApiError::NotFound("no such upload".into()))?;
+    let id = http_function::path_id(&req, "upload_id", "uploads")
+        .ok_or_else(upload_end::no_such_upload)?;
     let body = CompleteRequest::parse(req.headers(), req.body())?;
     let conn = app.db.connect().await?;
     let storage = app.storage()?;
-    let done = uploads::complete(&conn, storage, &app.ingest, user_id, id, &body).await?;
+    let done = upload_complete::complete(&conn, storage, &app.ingest, user_id, id, &body).await?;
     Ok(done.into_response())
 }

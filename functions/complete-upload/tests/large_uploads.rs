@@ -353,7 +353,7 @@ async fn a_40_mib_video_with_moov_at_the_end_is_read_with_a_few_small_ranged_rea
     let (status, _, body) = complete(&app, &token, id(&started), None).await;
     let key = body["video_source"]["file_path"].as_str().unwrap();
     let storage = Storage::connect(&env.s3.storage_config(testkit::BUCKET)).await;
-    let (info, stats) = shared::uploads::probe(&storage, key, file.len() as u64)
+    let (info, stats) = shared::ingest::upload_complete::probe(&storage, key, file.len() as u64)
         .await
         .unwrap();
 
@@ -472,13 +472,13 @@ async fn the_sweep_expires_unfinished_uploads_and_removes_their_parts_and_object
         .await
         .into();
     let conn = app.db.connect().await.unwrap();
-    let before = shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100)
+    let before = shared::ingest::upload_end::sweep(&conn, &storage, std::time::Duration::ZERO, 100)
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
 
     // Act
-    let report = shared::uploads::sweep(&conn, &storage, std::time::Duration::ZERO, 100)
+    let report = shared::ingest::upload_end::sweep(&conn, &storage, std::time::Duration::ZERO, 100)
         .await
         .unwrap();
     let late = complete(&app, &token, id(&single), None).await;
@@ -486,7 +486,7 @@ async fn the_sweep_expires_unfinished_uploads_and_removes_their_parts_and_object
     // Assert
     assert_eq!(
         before,
-        shared::uploads::SweepReport::default(),
+        shared::ingest::upload_end::SweepReport::default(),
         "nothing expired yet"
     );
     assert_eq!((report.expired, report.cleaned, report.failed), (2, 2, 0));
@@ -542,12 +542,12 @@ async fn a_file_put_again_after_a_failed_check_is_removed_once_the_url_expires()
     let grace = std::time::Duration::ZERO;
 
     // Act
-    let early = shared::uploads::sweep(&conn, &storage, grace, 100)
+    let early = shared::ingest::upload_end::sweep(&conn, &storage, grace, 100)
         .await
         .unwrap();
     let left_early = env.object_keys().len();
     tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
-    let late = shared::uploads::sweep(&conn, &storage, grace, 100)
+    let late = shared::ingest::upload_end::sweep(&conn, &storage, grace, 100)
         .await
         .unwrap();
 

@@ -7,19 +7,16 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::app::App;
 use shared::error::ApiError;
 use shared::http as api;
-use shared::uploads::{self, StartRequest};
+use shared::ingest::upload_plan::{self, StartRequest};
 
 pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    if req.method() != Method::POST {
-        return Ok(api::method_not_allowed(&Method::POST).map(Body::from));
-    }
-    Ok(api::finish(handle(app, &req).await).map(Body::from))
+    http_function::answer(req, Method::POST, |req| handle(app, req)).await
 }
 
-async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {
+async fn handle(app: &App, req: Request) -> Result<api::Response, ApiError> {
     let user_id = app.auth.authenticate(req.headers())?;
     let start = StartRequest::parse(api::json_object(req.headers(), req.body())?)?;
     let conn = app.db.connect().await?;
-    let started = uploads::start(&conn, app.storage()?, &app.ingest, user_id, &start).await?;
+    let started = upload_plan::start(&conn, app.storage()?, &app.ingest, user_id, &start).await?;
     Ok(api::json(StatusCode::CREATED, &started))
 }

@@ -2,7 +2,7 @@ use get_job::handler;
 use lambda_http::RequestExt;
 use serde_json::{json, Value};
 use shared::app::App;
-use shared::ingest::{self, YoutubeSubmission};
+use shared::ingest::youtube::{self, YoutubeSubmission};
 use testkit::{assert_error, read, request, user, TestEnv};
 
 async fn job_of(app: &App, user_id: i64) -> i64 {
@@ -14,7 +14,7 @@ async fn job_of(app: &App, user_id: i64) -> i64 {
             .clone(),
     )
     .unwrap();
-    let outcome = ingest::submit_youtube(&conn, &app.ingest, user_id, &sub, None)
+    let outcome = youtube::submit(&conn, &app.ingest, user_id, &sub, None)
         .await
         .unwrap();
     serde_json::from_str::<Value>(outcome.body()).unwrap()["processing_job"]["id"]

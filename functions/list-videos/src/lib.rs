@@ -9,13 +9,10 @@ use shared::history::{self, HistoryQuery};
 use shared::http as api;
 
 pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    if req.method() != Method::GET {
-        return Ok(api::method_not_allowed(&Method::GET).map(Body::from));
-    }
-    Ok(api::finish(handle(app, &req).await).map(Body::from))
+    http_function::answer(req, Method::GET, |req| handle(app, req)).await
 }
 
-async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {
+async fn handle(app: &App, req: Request) -> Result<api::Response, ApiError> {
     let user_id = app.auth.authenticate(req.headers())?;
     let pairs = api::query_pairs(req.uri());
     let query = HistoryQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;

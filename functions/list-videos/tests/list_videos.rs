@@ -3,7 +3,7 @@ use std::collections::HashSet;
 use list_videos::handler;
 use serde_json::{json, Map, Value};
 use shared::app::App;
-use shared::ingest::{self, YoutubeSubmission};
+use shared::ingest::youtube::{self, YoutubeSubmission};
 use testkit::{assert_error, read, request, user, TestEnv};
 
 async fn add_videos(app: &App, user_id: i64, n: usize) -> Vec<i64> {
@@ -16,7 +16,7 @@ async fn add_videos(app: &App, user_id: i64, n: usize) -> Vec<i64> {
                 .unwrap()
                 .clone();
         let sub = YoutubeSubmission::parse(body).unwrap();
-        let outcome = ingest::submit_youtube(&conn, &app.ingest, user_id, &sub, None)
+        let outcome = youtube::submit(&conn, &app.ingest, user_id, &sub, None)
             .await
             .unwrap();
         let created: Value = serde_json::from_str(outcome.body()).unwrap();

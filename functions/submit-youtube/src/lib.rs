@@ -6,20 +6,17 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::app::App;
 use shared::error::ApiError;
 use shared::http as api;
-use shared::ingest::{self, YoutubeSubmission};
+use shared::ingest::youtube::{self, YoutubeSubmission};
 
 pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    if req.method() != Method::POST {
-        return Ok(api::method_not_allowed(&Method::POST).map(Body::from));
-    }
-    Ok(api::finish(handle(app, &req).await).map(Body::from))
+    http_function::answer(req, Method::POST, |req| handle(app, req)).await
 }
 
-async fn handle(app: &App, req: &Request) -> Result<api::Response, ApiError> {
+async fn handle(app: &App, req: Request) -> Result<api::Response, ApiError> {
     let user_id = app.auth.authenticate(req.headers())?;
     let key = api::idempotency_key(req.headers())?;
     let submission = YoutubeSubmission::parse(api::json_object(req.headers(), req.body())?)?;
     let conn = app.db.connect().await?;
-    let outcome = ingest::submit_youtube(&conn, &app.ingest, user_id, &submission, key).await?;
+    let outcome = youtube::submit(&conn, &app.ingest, user_id, &submission, key).await?;
     Ok(outcome.into_response())
 }

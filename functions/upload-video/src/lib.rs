@@ -6,13 +6,10 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::app::App;
 use shared::error::ApiError;
 use shared::http as api;
-use shared::ingest::{self, UploadForm};
+use shared::ingest::direct_upload::{self, UploadForm};
 
 pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    if req.method() != Method::POST {
-        return Ok(api::method_not_allowed(&Method::POST).map(Body::from));
-    }
-    Ok(api::finish(handle(app, req).await).map(Body::from))
+    http_function::answer(req, Method::POST, |req| handle(app, req)).await
 }
 
 async fn handle(app: &App, req: Request) -> Result<api::Response, ApiError> {
@@ -28,6 +25,6 @@ async fn handle(app: &App, req: Request) -> Result<api::Response, ApiError> {
     let form = UploadForm::parse(&parts.headers, body.into(), app.ingest.max_upload_bytes).await?;
     let conn = app.db.connect().await?;
     let outcome =
-        ingest::upload_video(&conn, app.storage()?, &app.ingest, user_id, &form, key).await?;
+        direct_upload::upload(&conn, app.storage()?, &app.ingest, user_id, &form, key).await?;
     Ok(outcome.into_response())
 }

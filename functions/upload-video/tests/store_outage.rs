@@ -138,7 +138,7 @@ async fn uploads_while_the_store_stops_and_returns_get_201_or_503_and_leave_noth
         shared::storage::Storage::connect(&env.s3.storage_config(testkit::BUCKET))
             .await
             .into();
-    let report = shared::uploads::sweep(&conn, &storage, Duration::ZERO, 10_000)
+    let report = shared::ingest::upload_end::sweep(&conn, &storage, Duration::ZERO, 10_000)
         .await
         .unwrap();
     eprintln!("{} unanswered objects, sweep: {report:?}", unanswered.len());

@@ -12,7 +12,7 @@ use shared::db::Db;
 use shared::ingest::IngestConfig;
 use shared::pipeline::DummyPipeline;
 use shared::storage::{LazyStorage, StorageConfig};
-use shared::uploads::SweepReport;
+use shared::ingest::upload_end::SweepReport;
 use shared::worker::{RunReport, Worker};
 use tokio::time::Instant;
 
@@ -41,7 +41,7 @@ impl UploadSweep {
     pub async fn run(&self) -> Option<SweepReport> {
         let result = async {
             let conn = self.db.connect().await?;
-            shared::uploads::sweep(&conn, &self.storage, self.grace, SWEEP_LIMIT).await
+            shared::ingest::upload_end::sweep(&conn, &self.storage, self.grace, SWEEP_LIMIT).await
         }
         .await;
         match result {

@@ -287,7 +287,7 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
         .await;
     let (user_id, _) = testkit::user(&app, "late@example.com").await;
     let file = testkit::fixture("sample-3s.mp4");
-    let request = shared::uploads::StartRequest {
+    let request = shared::ingest::upload_plan::StartRequest {
         filename: "late.mp4".into(),
         size_bytes: file.len() as u64,
         content_type: "video/mp4".into(),
@@ -295,7 +295,7 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
         config: Default::default(),
     };
     let conn = app.db.connect().await.unwrap();
-    let started = shared::uploads::start(
+    let started = shared::ingest::upload_plan::start(
         &conn,
         app.storage().unwrap(),
         &app.ingest,

@@ -103,7 +103,7 @@ async fn run(size_mib: usize) {
     assert_eq!(body["video_source"]["duration_seconds"], 2);
     let key = body["video_source"]["file_path"].as_str().unwrap();
     let storage = shared::storage::Storage::connect(&env.s3.storage_config(testkit::BUCKET)).await;
-    let (_, stats) = shared::uploads::probe(&storage, key, size as u64)
+    let (_, stats) = shared::ingest::upload_complete::probe(&storage, key, size as u64)
         .await
         .unwrap();
     println!(

@@ -24,11 +24,12 @@ pub const BUDGETS: &[(&str, u64)] = &[
     ("POST /viral-clip/video/youtube (a replay)", 1),
     ("GET /viral-clip/videos", 1),
     ("GET /viral-clip/jobs/{id}", 1),
-    // The storage routes write before and after the object store (no object without its row):
+    // Two routes write before and after the object store: the upload's intent (no object
+    // without its row) and a completion's claim (one completer checks the object at a time).
     ("POST /viral-clip/video/upload", 2),
     ("POST /viral-clip/video/uploads", 1),
     ("POST /viral-clip/video/uploads/{id}/complete", 2),
-    ("DELETE /viral-clip/video/uploads/{id}", 2),
+    ("DELETE /viral-clip/video/uploads/{id}", 1),
     ("worker: an idle poll", 1),
     // its share of the claim and of the polls while it ran, and its completion
     ("worker: a job (claim share + completion)", 3),

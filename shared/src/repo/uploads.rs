@@ -326,6 +326,28 @@ pub async fn close(
     .await
 }
 
+/// [`close`] as `aborted` for its owner, the closed upload back; `None` when the user has no such
+/// upload or it was not open.
+pub async fn close_for_user(
+    conn: &PooledConnection,
+    id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Upload>, DbError> {
+    db::query_opt(
+        conn,
+        &format!(
+            "UPDATE uploads SET status = 'aborted', claim_token = NULL, claim_until = NULL, updated_at = ?3
+              WHERE id = ?1 AND user_id = ?2
+                AND (status = 'pending' OR (status = 'completing' AND claim_until < ?3))
+              RETURNING {COLUMNS}"
+        ),
+        libsql::params![id, user_id, crate::time::format(now)],
+        |r| from_row(r),
+    )
+    .await
+}
+
 /// Uploads with something to clean up, oldest first: ended ones (aborted, failed) not cleaned
 /// since their URLs died at `now` (a client could PUT again until then), and unfinished ones
 /// whose URLs expired before `cutoff` (expiry plus the grace for completing).
