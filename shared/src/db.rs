@@ -1,6 +1,6 @@
 //! The database: a local SQLite file or a remote libSQL server, behind one [`Db`].
 //!
-//! Rules learnt the hard way with libsql 0.10 (see the project README, "Database"):
+//! Rules for libsql 0.10 (docs/decisions.md, "The database"):
 //! - every task gets its own [`Db::connect`] (reused once dropped); clones of one `Connection`
 //!   share a SQLite handle;
 //! - anything with `RETURNING` goes through `query()`, never `execute()`;
@@ -40,9 +40,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest a request to a remote server may take before it counts as unavailable: a connection
 /// the network left half-open would otherwise hold a request (and its 29 s API budget) for ever.
-/// Under several concurrent writers a request to `sqld` 0.24 from this client sometimes waits
-/// 5.0 s (once or twice in a row) before it is served (README, "The database"): the bound sits
-/// above two such waits.
+/// It sits above the 15 s a capped `sqld` keeps a request waiting for a connection, so such a
+/// request gets the server's own answer.
 pub const REMOTE_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]

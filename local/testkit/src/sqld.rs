@@ -14,7 +14,7 @@ use base64::Engine;
 use shared::config::DatabaseUrl;
 
 /// The server's cap on connections at once. With more writers waiting on its write lock at once,
-/// sqld 0.24.32 can spin on the lock and stop answering (README, "The database").
+/// sqld 0.24.32 can spin on the lock and stop answering (docs/decisions.md, "The database").
 pub const MAX_CONCURRENT_CONNECTIONS: &str = "4";
 /// How long a request waits for one of those connections before sqld answers 429. A connection
 /// is held by an open stream, and a stream whose client never closed it (its runtime ended
