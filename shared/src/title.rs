@@ -76,11 +76,16 @@ mod tests {
     #[test]
     fn a_typed_title_is_cleaned_and_a_long_one_refused() {
         assert_eq!(
-            Title::parse(" \tHello\u{0} world \n").unwrap().unwrap().as_str(),
+            Title::parse(" \tHello\u{0} world \n")
+                .unwrap()
+                .unwrap()
+                .as_str(),
             "Hello world"
         );
         assert_eq!(Title::parse("  \u{7} ").unwrap(), None);
-        assert!(Title::parse(&"é".repeat(Title::MAX_CHARS)).unwrap().is_some());
+        assert!(Title::parse(&"é".repeat(Title::MAX_CHARS))
+            .unwrap()
+            .is_some());
         let refused = Title::parse(&"é".repeat(Title::MAX_CHARS + 1)).unwrap_err();
         assert!(refused.contains("200"), "{refused}");
     }

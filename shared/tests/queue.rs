@@ -518,12 +518,9 @@ async fn the_reaper_and_the_idle_look_walk_the_lease_index_not_the_table() {
     let t = TestDb::new().await;
     t.enqueue(10).await;
     for (name, sql) in [("reap", queue::REAP_SQL), ("look", queue::LOOK_SQL)] {
-        let plan = db::query_all(
-            &t.conn,
-            &format!("EXPLAIN QUERY PLAN {sql}"),
-            ["x"],
-            |r| db::text(r, 3),
-        )
+        let plan = db::query_all(&t.conn, &format!("EXPLAIN QUERY PLAN {sql}"), ["x"], |r| {
+            db::text(r, 3)
+        })
         .await
         .unwrap()
         .join("\n");

@@ -42,9 +42,7 @@ pub async fn serve<H>(handler: H) -> Result<(), Error>
 where
     H: for<'a> Handler<'a>,
 {
-    shared::telemetry::init();
-    let starting = started(Starting::from_env(&Env::from_process()))?;
-    run(&starting, &handler).await
+    serve_from(Starting::from_env, handler).await
 }
 
 /// [`serve`] for a function that also uses object storage.
@@ -52,14 +50,21 @@ pub async fn serve_with_storage<H>(handler: H) -> Result<(), Error>
 where
     H: for<'a> Handler<'a>,
 {
-    shared::telemetry::init();
-    let starting = started(Starting::with_storage_from_env(&Env::from_process()))?;
-    run(&starting, &handler).await
+    serve_from(Starting::with_storage_from_env, handler).await
 }
 
-/// A configuration that cannot be read stops the function before it takes an event.
-fn started(starting: Result<Starting<App>, ConfigError>) -> Result<Starting<App>, Error> {
-    Ok(starting.inspect_err(|e| tracing::error!(error = %e, "cannot start"))?)
+async fn serve_from<H>(
+    start: fn(&Env) -> Result<Starting<App>, ConfigError>,
+    handler: H,
+) -> Result<(), Error>
+where
+    H: for<'a> Handler<'a>,
+{
+    shared::telemetry::init();
+    // A configuration that cannot be read stops the function before it takes an event.
+    let starting =
+        start(&Env::from_process()).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    run(&starting, &handler).await
 }
 
 async fn run<H>(starting: &Starting<App>, handler: &H) -> Result<(), Error>

@@ -9,10 +9,10 @@ use lambda_runtime::{Error, LambdaEvent};
 use shared::app::{Starting, StartupError};
 use shared::config::{ConfigError, DatabaseUrl, Env, WorkerConfig};
 use shared::db::Db;
+use shared::ingest::upload_end::SweepReport;
 use shared::ingest::IngestConfig;
 use shared::pipeline::DummyPipeline;
 use shared::storage::{LazyStorage, StorageConfig};
-use shared::ingest::upload_end::SweepReport;
 use shared::worker::{RunReport, Worker};
 use tokio::time::Instant;
 

@@ -62,7 +62,8 @@ async fn run() {
         .map(|i| {
             let sub = json!({"youtube_url": format!("https://youtu.be/{:011}", i)});
             let sub =
-                shared::ingest::youtube::YoutubeSubmission::parse(sub.as_object().unwrap().clone()).unwrap();
+                shared::ingest::youtube::YoutubeSubmission::parse(sub.as_object().unwrap().clone())
+                    .unwrap();
             (
                 shared::repo::video_sources::NewVideoSource {
                     user_id: other_id,

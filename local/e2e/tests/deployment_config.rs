@@ -33,11 +33,12 @@ const ROUTES: &[(&str, &str, &str)] = &[
 /// Function crates that are not behind an HTTP route.
 const SCHEDULED: &[&str] = &["worker"];
 
+/// The crates under `functions/` that build a function (a binary; `http-function` is their library).
 fn function_crates() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root().join("functions"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.join("Cargo.toml").exists())
+        .filter(|p| p.join("src/main.rs").exists())
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     names.sort();

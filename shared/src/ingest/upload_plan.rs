@@ -287,7 +287,7 @@ mod tests {
             "content_type": "video/quicktime", "aspect_ratio": "1:1"}),
         )
         .unwrap();
-        assert_eq!(ok.title.as_deref(), Some("My Talk"));
+        assert_eq!(ok.title.as_ref().map(Title::as_str), Some("My Talk"));
         assert_eq!(ok.config.to_payload()["aspect_ratio"], "1:1");
 
         let Err(ApiError::Validation(e)) = start(serde_json::json!({"size_bytes": 0, "x": 1,
