@@ -108,12 +108,9 @@ type Opening<T> = Pin<Box<dyn Future<Output = Result<T, StartupError>> + Send>>;
 /// stops the function before it takes an event; the database (and S3 client) then open on
 /// another thread. Every request waits for them ([`Starting::ready`]).
 ///
-/// Why: a database that cannot open at a cold start (locked past its timeout, unreachable) used
-/// to end the process, and API Gateway answered that request with its own 502 body. Now that
-/// request gets the contract's 503 (with `Retry-After`) and the next request tries again, in
-/// the same process. The overlap with the runtime's start is measured but small here
-/// (~0.1 ms, within run-to-run noise: BENCHMARKS.md, "Cold start"): with an event already
-/// waiting, the runtime's first poll is quick.
+/// Why: a database that cannot open at a cold start (locked past its timeout, unreachable) must
+/// not end the process (API Gateway would answer with its own 502 body): that request gets the
+/// contract's 503 (with `Retry-After`) and the next request tries again, in the same process.
 pub struct Starting<T> {
     open: Box<dyn Fn() -> Opening<T> + Send + Sync>,
     state: tokio::sync::Mutex<Start<T>>,
@@ -128,8 +125,8 @@ enum Start<T> {
 impl Starting<App> {
     /// The database (migrated), the token keys and the ingest settings: a function without
     /// object storage. Nothing here reaches the S3 client, so a binary that starts this way does
-    /// not carry the AWS SDK at all (LTO drops it): 15.6 → 9.1 MiB, and less to load and
-    /// relocate on every cold start (BENCHMARKS.md, "Cold start").
+    /// not carry the AWS SDK at all (LTO drops it): less to load and relocate on every cold
+    /// start.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let cfg = AppConfig::from_env(env, Needs::DATABASE_ONLY)?;
         Ok(Self::spawn(move || App::without_storage(cfg.clone())))

@@ -168,9 +168,9 @@ impl Statements {
 /// An opened database. Cheap to share; hand out one connection per task with [`Db::connect`].
 pub struct Db {
     /// Local files: connections handed back by [`PooledConnection`]s, reused by the next
-    /// [`Db::connect`]. A new connection parses the whole schema on its first statement
-    /// (~0.1 ms here); a cold start that opens, migrates and answers one request now does it
-    /// once instead of four times. Declared first: closed before the database.
+    /// [`Db::connect`]. A new connection parses the whole schema on its first statement, so a
+    /// cold start that opens, migrates and answers one request does it once. Declared first:
+    /// closed before the database.
     idle: Option<IdleConnections>,
     database: libsql::Database,
 }
@@ -278,8 +278,8 @@ impl PooledConnection {
 
     /// `sql` prepared on this connection once and reused by every later call with the same
     /// text, for the writes that run on every request and every job: SQLite parses and plans a
-    /// statement anew on each `query()`, which costs more than the insert itself
-    /// (BENCHMARKS.md, "Queue against peers"). [`query_cached`] runs it.
+    /// statement anew on each `query()`, which costs more than the insert itself.
+    /// [`query_cached`] runs it.
     pub async fn prepared(&self, sql: &str) -> Result<Arc<Statement>, DbError> {
         if let Some(stmt) = self.statements.get(sql) {
             return Ok(stmt);

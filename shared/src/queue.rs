@@ -294,7 +294,7 @@ impl Queue {
     /// Whether a claim now would find a job: one read of the claim's partial index, no write
     /// lock. A worker that found the queue empty asks this before claiming again, so polling an
     /// idle queue never takes SQLite's write lock from the API's writers (and skips preparing
-    /// the claim's UPDATE with its triggers: BENCHMARKS.md, "Cold start").
+    /// the claim's UPDATE with its triggers).
     pub async fn has_claimable(&self, conn: &PooledConnection) -> Result<bool, DbError> {
         Ok(self.look(conn).await?.claimable)
     }

@@ -29,7 +29,7 @@ pub struct StorageConfig {
     /// Keys used as they are: `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` when both are set
     /// (Lambda sets them to the function role's session), or fixed keys in tests. `None` builds
     /// the AWS default chain (profile files, SSO, web identity, container and instance roles),
-    /// which costs ~2 ms of cold start (it builds an STS client and a second TLS setup).
+    /// which costs cold-start time (it builds an STS client and a second TLS setup).
     pub static_credentials: Option<(String, String)>,
     /// `AWS_SESSION_TOKEN`, which goes with role keys such as Lambda's.
     pub session_token: Option<String>,
@@ -111,11 +111,10 @@ where
 /// The SDK's HTTPS client (hyper, rustls, proxy settings from the environment), built on the S3
 /// client's first request instead of with the client. Its TLS runs on `ring`, the provider the
 /// libSQL remote client already carries: one crypto library in the binary instead of two (the
-/// SDK's default, aws-lc, made the storage functions 2.5 MiB bigger and every cold build compile
-/// it from C). The SDK's own default client is switched off in Cargo.toml. Building it
-/// reads and parses the whole CA bundle (~0.7 ms, BENCHMARKS.md "Cold start"); a cold start
-/// whose request never reaches S3 (a refused token, bad input, presigning an upload URL) no
-/// longer pays for it, and one that does pays it beside a TLS handshake that costs far more.
+/// SDK's default, aws-lc, would also be compiled from C). The SDK's own default client is
+/// switched off in Cargo.toml. Building it reads and parses the whole CA bundle; a cold start
+/// whose request never reaches S3 (a refused token, bad input, presigning an upload URL) does
+/// not pay for it, and one that does pays it beside a TLS handshake that costs far more.
 #[derive(Debug, Default)]
 struct LazyHttpsClient {
     client: OnceLock<SharedHttpClient>,
