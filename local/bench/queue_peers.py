@@ -172,8 +172,8 @@ def main():
         ("enqueue, one per transaction (jobs/s)", ours["enqueue"], lite["enqueue"], ack["enqueue"]),
         ("drain, 1 worker, one job per claim (jobs/s)", ours["drain_one_by_one_1"], lite["drain_1"], ack["drain_1"]),
         ("drain, 4 workers, one job per claim (jobs/s)", ours["drain_one_by_one_4"], lite["drain_4"], ack["drain_4"]),
-        ("drain, 1 worker, as our worker claims (batch) (jobs/s)", ours["drain_batched_1"], lite["drain_1"], ack["drain_1"]),
-        ("drain, 4 workers, as our worker claims (batch) (jobs/s)", ours["drain_batched_4"], lite["drain_4"], ack["drain_4"]),
+        ("drain, 1 worker, the shipped worker (jobs/s)", ours["drain_worker_1"], lite["drain_1"], ack["drain_1"]),
+        ("drain, 4 workers, the shipped worker (jobs/s)", ours["drain_worker_4"], lite["drain_4"], ack["drain_4"]),
     ]
     # More than a queue's put: the ingest's write, a video row (3 b-trees) with its job.
     context = [

@@ -217,35 +217,6 @@ impl Queue {
         Ok(changed == 1)
     }
 
-    /// Completes many jobs in one transaction (one commit, one round trip); returns how many
-    /// were still ours.
-    pub async fn complete_many(
-        &self,
-        conn: &PooledConnection,
-        done: &[(Lease, serde_json::Value)],
-    ) -> Result<usize, DbError> {
-        if done.is_empty() {
-            return Ok(0);
-        }
-        let now = crate::time::format(crate::time::now());
-        let steps = done
-            .iter()
-            .map(|(lease, summary)| {
-                db::Stmt::new(
-                    COMPLETE_MANY_SQL,
-                    (
-                        summary.to_string(),
-                        now.clone(),
-                        lease.job_id,
-                        lease.token.clone(),
-                    ),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let rows = db::transaction(conn, &steps).await?;
-        Ok(rows.iter().filter(|r| !r.is_empty()).count())
-    }
-
     /// Records a failed attempt. A `retryable` error with attempts left re-queues the job with
     /// back-off; otherwise job and video become `failed`. The error is kept either way.
     pub async fn fail(
@@ -390,13 +361,6 @@ const COMPLETE_SQL: &str = "UPDATE processing_jobs
     SET status = 'completed', progress = 100.0, result_summary = ?1, error_message = NULL,
         lease_token = NULL, lease_expires_at = NULL, finished_at = ?2, updated_at = ?2
   WHERE id = ?3 AND lease_token = ?4 AND status = 'running'";
-
-/// [`COMPLETE_SQL`] as a step of [`Queue::complete_many`]: a row back for each job still ours.
-const COMPLETE_MANY_SQL: &str = "UPDATE processing_jobs
-    SET status = 'completed', progress = 100.0, result_summary = ?1, error_message = NULL,
-        lease_token = NULL, lease_expires_at = NULL, finished_at = ?2, updated_at = ?2
-  WHERE id = ?3 AND lease_token = ?4 AND status = 'running'
-  RETURNING 1";
 
 const RETRY_SQL: &str = "UPDATE processing_jobs
     SET status = 'queued', run_after = ?1, error_message = ?2,
