@@ -189,7 +189,7 @@ async fn submit(path: &Path, user: i64, n: usize, per_tx: usize) -> f64 {
     let items: Vec<_> = (0..n).map(|i| item(user, i)).collect();
     let started = Instant::now();
     for chunk in items.chunks(per_tx) {
-        repo::create_videos_with_jobs(&conn, chunk).await.unwrap();
+        testkit::seed::videos_with_jobs(&conn, chunk).await.unwrap();
     }
     started.elapsed().as_secs_f64()
 }
@@ -237,7 +237,7 @@ fn drain(rt: &tokio::runtime::Runtime, dir: &Path, jobs: usize, workers: usize, 
         let conn = db.connect().await.unwrap();
         let items: Vec<_> = (0..jobs).map(|i| item(user, i)).collect();
         for chunk in items.chunks(500) {
-            repo::create_videos_with_jobs(&conn, chunk).await.unwrap();
+            testkit::seed::videos_with_jobs(&conn, chunk).await.unwrap();
         }
     });
     let barrier = Arc::new(Barrier::new(workers + 1));
@@ -307,7 +307,7 @@ async fn claim_latency(dir: &Path, queued: usize, samples: usize) -> (Duration, 
     let conn = db.connect().await.unwrap();
     let items: Vec<_> = (0..queued).map(|i| item(user, i)).collect();
     for chunk in items.chunks(1_000) {
-        repo::create_videos_with_jobs(&conn, chunk).await.unwrap();
+        testkit::seed::videos_with_jobs(&conn, chunk).await.unwrap();
     }
     conn.execute("ANALYZE", ()).await.unwrap();
     let q = Queue::new(QueueConfig::default());
@@ -326,7 +326,7 @@ async fn claim_latency(dir: &Path, queued: usize, samples: usize) -> (Duration, 
             times.push(took); // the first 10% warm the cache
         }
         q.complete(&conn, &job.lease, &summary).await.unwrap();
-        repo::create_videos_with_jobs(&conn, &[item(user, queued + i)])
+        testkit::seed::videos_with_jobs(&conn, &[item(user, queued + i)])
             .await
             .unwrap();
     }

@@ -101,8 +101,7 @@ impl Queue {
 
     /// Enqueues a job for an existing video, committed on its own: `queued`, progress 0,
     /// claimable now. One INSERT, prepared once per connection. (A new video and its first job
-    /// are written together by [`crate::repo::create_video_with_job`] and the API's ingest,
-    /// through the same insert.)
+    /// are written together by the API's ingest, through the same insert.)
     pub async fn enqueue(
         &self,
         conn: &PooledConnection,

@@ -25,14 +25,14 @@ async fn creating_a_video_and_its_job_is_one_transaction() {
     let (mut video, job) = t.new_video(1);
     video.user_id = 9_999; // no such user: the video insert fails its foreign key
 
-    let err = repo::create_video_with_job(&t.conn, &video, &job).await;
+    let err = testkit::seed::video_with_job(&t.conn, &video, &job).await;
 
     assert!(err.is_err());
     assert_eq!(t.count("SELECT count(*) FROM video_sources").await, 0);
     assert_eq!(t.count("SELECT count(*) FROM processing_jobs").await, 0);
 
     let (video, job) = t.new_video(2);
-    let (v, j) = repo::create_video_with_job(&t.conn, &video, &job)
+    let (v, j) = testkit::seed::video_with_job(&t.conn, &video, &job)
         .await
         .unwrap();
     assert_eq!(
@@ -285,7 +285,7 @@ async fn an_expired_lease_on_the_last_attempt_fails_the_job_and_its_video() {
     let t = TestDb::new().await;
     let (video, mut job) = t.new_video(1);
     job.max_attempts = 1;
-    let (video, _) = repo::create_video_with_job(&t.conn, &video, &job)
+    let (video, _) = testkit::seed::video_with_job(&t.conn, &video, &job)
         .await
         .unwrap();
     let q = queue_with_lease(Duration::from_millis(50));

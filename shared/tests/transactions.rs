@@ -59,7 +59,7 @@ async fn a_job_insert_after_an_insert_that_inserted_nothing_inserts_nothing() {
         request_hash: "h".into(),
     };
     let (video, job) = t.new_video(1);
-    let first = repo::create_video_with_job(&t.conn, &video, &job)
+    let first = testkit::seed::video_with_job(&t.conn, &video, &job)
         .await
         .unwrap();
     db::execute(

@@ -63,7 +63,7 @@ impl Fixture {
             payload: json!({"video_type": "auto", "aspect_ratio": "9:16", "clip_length_preset": "auto_0_60", "subtitle": true}),
             max_attempts: 3,
         };
-        let (v, j) = repo::create_video_with_job(&self.conn, &video, &job)
+        let (v, j) = testkit::seed::video_with_job(&self.conn, &video, &job)
             .await
             .unwrap();
         (v.id, j.id)
@@ -84,7 +84,7 @@ impl Fixture {
                 payload: json!({}),
                 max_attempts: 3,
             };
-            repo::create_video_with_job(&self.conn, &video, &job)
+            testkit::seed::video_with_job(&self.conn, &video, &job)
                 .await
                 .unwrap();
         }

@@ -82,9 +82,7 @@ async fn run() {
         })
         .collect();
     for chunk in items.chunks(100) {
-        shared::repo::create_videos_with_jobs(&conn, chunk)
-            .await
-            .unwrap();
+        testkit::seed::videos_with_jobs(&conn, chunk).await.unwrap();
         tokio::time::sleep(Duration::from_millis(2)).await; // spread created_at like real traffic
     }
     let _ = user_id;

@@ -83,7 +83,7 @@ async fn run(bin: &str, database: &TestDatabase, label: &str) {
         })
         .collect();
     for chunk in items.chunks(250) {
-        repo::create_videos_with_jobs(&conn, chunk).await.unwrap();
+        testkit::seed::videos_with_jobs(&conn, chunk).await.unwrap();
     }
 
     let started = Instant::now();

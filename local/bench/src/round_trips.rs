@@ -297,7 +297,7 @@ impl Counted {
                     )
                 })
                 .collect();
-            shared::repo::create_videos_with_jobs(&conn, &items)
+            testkit::seed::videos_with_jobs(&conn, &items)
                 .await
                 .unwrap();
         }

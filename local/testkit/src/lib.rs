@@ -2,6 +2,7 @@
 //! running in-process on a random port, a libSQL server per test (`sqld`), and the sample media.
 
 pub mod proxy;
+pub mod seed;
 pub mod sqld;
 
 use std::net::SocketAddr;

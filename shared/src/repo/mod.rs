@@ -20,56 +20,11 @@ pub(crate) fn width(columns: &str) -> i32 {
     columns.split(", ").count() as i32
 }
 
-use crate::db::{self, DbError, OwnedRow, PooledConnection};
-use processing_jobs::{NewJob, ProcessingJob};
-use video_sources::{NewVideoSource, VideoSource};
-
-/// Creates a video and its queued job in one transaction: both rows or neither.
-pub async fn create_video_with_job(
-    conn: &PooledConnection,
-    video: &NewVideoSource,
-    job: &NewJob,
-) -> Result<(VideoSource, ProcessingJob), DbError> {
-    let mut created =
-        create_videos_with_jobs(conn, std::slice::from_ref(&(video.clone(), job.clone()))).await?;
-    created
-        .pop()
-        .ok_or_else(|| DbError::Corrupt("the insert returned nothing".into()))
-}
-
-/// Creates many videos, each with its job, in one transaction (one commit, one round trip).
-pub async fn create_videos_with_jobs(
-    conn: &PooledConnection,
-    items: &[(NewVideoSource, NewJob)],
-) -> Result<Vec<(VideoSource, ProcessingJob)>, DbError> {
-    let now = crate::time::now();
-    let mut steps = Vec::with_capacity(items.len() * 2);
-    for (video, job) in items {
-        steps.push(video_sources::insert(video, now, None)?);
-        steps.push(processing_jobs::insert_for_new_video(job, now)?);
-    }
-    let results = db::transaction(conn, &steps).await?;
-    items
-        .iter()
-        .zip(results.chunks(2))
-        .map(|((video, job), rows)| {
-            let video_id = new_id(&rows[0])?;
-            let job_id = new_id(&rows[1])?;
-            Ok((
-                video.stored(video_id, now)?,
-                job.stored(job_id, video_id, now),
-            ))
-        })
-        .collect()
-}
+use crate::db::{self, DbError, OwnedRow};
 
 /// The id an `INSERT … RETURNING id` step returned, if it inserted a row.
 pub(crate) fn inserted_id(rows: &[OwnedRow]) -> Result<Option<i64>, DbError> {
     rows.first().map(|r| db::int(r, 0)).transpose()
-}
-
-fn new_id(rows: &[OwnedRow]) -> Result<i64, DbError> {
-    inserted_id(rows)?.ok_or_else(|| DbError::Corrupt("an insert inserted nothing".into()))
 }
 
 /// A new video's 201 body is stored with its idempotency key (and its upload) in the same

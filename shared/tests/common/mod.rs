@@ -60,7 +60,7 @@ impl TestDb {
         let mut out = Vec::with_capacity(n);
         for chunk in items.chunks(500) {
             out.extend(
-                repo::create_videos_with_jobs(&self.conn, chunk)
+                testkit::seed::videos_with_jobs(&self.conn, chunk)
                     .await
                     .unwrap(),
             );
