@@ -152,9 +152,20 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// Reads `{"email", "password"}`; `check_rules` applies the sign-up rules to both (sign-in
-    /// only needs them present, so a wrong password is a 401, not a 422).
-    pub fn from_json(fields: &mut Fields, check_rules: bool) -> Option<Self> {
+    /// Reads the body `{"email", "password"}` (nothing else); `check_rules` applies the sign-up
+    /// rules to both (sign-in only needs them present, so a wrong password is a 401, not a 422).
+    /// A 422 names every bad or unknown field.
+    pub fn parse(
+        body: serde_json::Map<String, serde_json::Value>,
+        check_rules: bool,
+    ) -> Result<Self, ApiError> {
+        let mut fields = Fields::new(body);
+        let creds = Self::from_fields(&mut fields, check_rules);
+        fields.finish()?;
+        creds.ok_or_else(|| ApiError::field("email", "is required"))
+    }
+
+    fn from_fields(fields: &mut Fields, check_rules: bool) -> Option<Self> {
         let email = fields.required_string("email");
         let password = fields.required_string("password");
         let (email, password) = (email?, password?);

@@ -5,17 +5,14 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::app::App;
 use shared::auth::{self, Credentials};
 use shared::error::ApiError;
-use shared::http::{self as api, Fields};
+use shared::http as api;
 
 pub async fn handler(app: &App, req: Request) -> Result<Response<Body>, Error> {
     http_function::answer(req, Method::POST, |req| handle(app, req)).await
 }
 
 async fn handle(app: &App, req: Request) -> Result<api::Response, ApiError> {
-    let mut fields = Fields::new(api::json_object(req.headers(), req.body())?);
-    let creds = Credentials::from_json(&mut fields, true);
-    fields.finish()?;
-    let creds = creds.ok_or_else(|| ApiError::field("email", "is required"))?;
+    let creds = Credentials::parse(api::json_object(req.headers(), req.body())?, true)?;
     let conn = app.db.connect().await?;
     let session = auth::register(&conn, &app.auth, creds).await?;
     Ok(api::json(StatusCode::CREATED, &session))
