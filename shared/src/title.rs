@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::error::FieldErrors;
+
 /// A title: no control characters, no surrounding whitespace, 1 to [`Title::MAX_CHARS`]
 /// characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,18 @@ impl Title {
             return Err(format!("must be at most {} characters", Self::MAX_CHARS));
         }
         Ok(Self::clean(raw))
+    }
+
+    /// The request's `title` field, when it has one: [`Title::parse`]d, a refusal recorded in
+    /// `errors` under `title`.
+    pub fn from_field(raw: Option<&str>, errors: &mut FieldErrors) -> Option<Self> {
+        match Self::parse(raw?) {
+            Ok(title) => title,
+            Err(msg) => {
+                errors.add("title", msg);
+                None
+            }
+        }
     }
 
     /// A title from a file name: no folders, no extension, cut to [`Title::MAX_CHARS`].

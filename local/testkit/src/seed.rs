@@ -45,8 +45,6 @@ pub async fn videos_with_jobs(
 }
 
 fn new_id(rows: &[db::OwnedRow]) -> Result<i64, DbError> {
-    let row = rows
-        .first()
-        .ok_or_else(|| DbError::Corrupt("an insert inserted nothing".into()))?;
-    db::int(row, 0)
+    shared::repo::inserted_id(rows)?
+        .ok_or_else(|| DbError::Corrupt("an insert inserted nothing".into()))
 }

@@ -146,14 +146,7 @@ impl UploadForm {
             },
             (None, _) => ClipConfig::from_text(&text_config, &mut errors),
         };
-        let title = match title.as_deref().map(Title::parse) {
-            Some(Ok(title)) => title,
-            Some(Err(msg)) => {
-                errors.add("title", msg);
-                None
-            }
-            None => None,
-        };
+        let title = Title::from_field(title.as_deref(), &mut errors);
         let Some((file, filename)) = file else {
             errors.add("file", "is required: attach the video as a part named file");
             return Err(ApiError::Validation(errors));

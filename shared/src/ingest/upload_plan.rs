@@ -95,14 +95,7 @@ impl StartRequest {
                 "must be at least 1 (the file's size in bytes)",
             );
         }
-        let title = match title.as_deref().map(Title::parse) {
-            Some(Ok(title)) => title,
-            Some(Err(msg)) => {
-                fields.errors.add("title", msg);
-                None
-            }
-            None => None,
-        };
+        let title = Title::from_field(title.as_deref(), &mut fields.errors);
         fields.finish()?;
         let (Some(filename), Some(size_bytes)) = (filename, size_bytes) else {
             return Err(ApiError::Internal("checked fields went missing".into()));

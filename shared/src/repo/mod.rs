@@ -23,7 +23,7 @@ pub(crate) fn width(columns: &str) -> i32 {
 use crate::db::{self, DbError, OwnedRow};
 
 /// The id an `INSERT … RETURNING id` step returned, if it inserted a row.
-pub(crate) fn inserted_id(rows: &[OwnedRow]) -> Result<Option<i64>, DbError> {
+pub fn inserted_id(rows: &[OwnedRow]) -> Result<Option<i64>, DbError> {
     rows.first().map(|r| db::int(r, 0)).transpose()
 }
 

@@ -307,6 +307,10 @@ pub fn completed_guard(id: i64) -> Result<db::Stmt, DbError> {
     )
 }
 
+/// What [`close`] and [`close_for_user`] may close: an unfinished upload nobody is completing
+/// right now (its completer's claim ran out). `?3` is now.
+const CLOSABLE: &str = "(status = 'pending' OR (status = 'completing' AND claim_until < ?3))";
+
 /// Marks an unfinished upload `aborted` or `expired` (nobody completing it right now);
 /// `false` when it was not in such a state.
 pub async fn close(
@@ -318,9 +322,11 @@ pub async fn close(
     let now = crate::time::format(now);
     db::wrote_row(
         conn,
-        "UPDATE uploads SET status = ?2, claim_token = NULL, claim_until = NULL, updated_at = ?3
-          WHERE id = ?1 AND (status = 'pending' OR (status = 'completing' AND claim_until < ?3))
-          RETURNING 1",
+        &format!(
+            "UPDATE uploads SET status = ?2, claim_token = NULL, claim_until = NULL, updated_at = ?3
+              WHERE id = ?1 AND {CLOSABLE}
+              RETURNING 1"
+        ),
         libsql::params![id, status.as_str(), now],
     )
     .await
@@ -338,8 +344,7 @@ pub async fn close_for_user(
         conn,
         &format!(
             "UPDATE uploads SET status = 'aborted', claim_token = NULL, claim_until = NULL, updated_at = ?3
-              WHERE id = ?1 AND user_id = ?2
-                AND (status = 'pending' OR (status = 'completing' AND claim_until < ?3))
+              WHERE id = ?1 AND user_id = ?2 AND {CLOSABLE}
               RETURNING {COLUMNS}"
         ),
         libsql::params![id, user_id, crate::time::format(now)],
