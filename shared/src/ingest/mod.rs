@@ -1,5 +1,6 @@
-//! Creating videos, one module per flow. Each flow ends in [`create`]: a `video_sources` row and
-//! its queued `processing_jobs` row, with what else the request records, in one transaction.
+//! Creating videos, one module per flow. Every flow that makes a video (a link, a direct upload, a
+//! completed large upload) ends in [`create`]: a `video_sources` row and its queued
+//! `processing_jobs` row, with what else the request records, in one transaction.
 //!
 //! - [`youtube`]: `POST /viral-clip/video/youtube`, a link.
 //! - [`direct_upload`]: `POST /viral-clip/video/upload`, a file in a multipart form.
