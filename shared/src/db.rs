@@ -35,8 +35,15 @@ use libsql::{Row, Rows, Statement, Value};
 
 use crate::config::DatabaseUrl;
 
-/// How long a local connection waits for another writer before answering `SQLITE_BUSY`.
+/// How long a local statement waits for another writer before answering `SQLITE_BUSY`. It waits
+/// asynchronously ([`BusyWait`]): SQLite's own busy handler would sleep inside the call
+/// (libsql's local calls are synchronous) and stall every other task of the runtime thread, such
+/// as a worker's heartbeats.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pauses between a busy local statement's tries: SQLite's own busy handler's, the last one
+/// repeated until [`BUSY_TIMEOUT`].
+const BUSY_PAUSES_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
 
 /// Longest a request to a remote server may take before it counts as unavailable: a connection
 /// the network left half-open would otherwise hold a request (and its 29 s API budget) for ever.
@@ -244,9 +251,11 @@ impl Db {
             None => {
                 let conn = self.database.connect()?;
                 if self.is_local() {
-                    conn.busy_timeout(BUSY_TIMEOUT)?;
-                    conn.execute("PRAGMA foreign_keys = ON", ()).await?;
-                    conn.execute("PRAGMA synchronous = NORMAL", ()).await?;
+                    // No busy handler in SQLite: a busy statement answers at once and
+                    // waits in `BusyWait`, off the runtime thread.
+                    conn.busy_timeout(Duration::ZERO)?;
+                    local_execute(&conn, "PRAGMA foreign_keys = ON", Params::None).await?;
+                    local_execute(&conn, "PRAGMA synchronous = NORMAL", Params::None).await?;
                 }
                 (conn, Statements::default())
             }
@@ -323,7 +332,18 @@ pub async fn query_all<T>(
     if conn.remote {
         return read_all(remote_query(conn, sql, params).await?, map).await;
     }
-    read_all(conn.query(sql, params).await?, map).await
+    let params = params.into_params()?;
+    let mut map = map;
+    let mut wait = BusyWait::new(conn);
+    loop {
+        let result = match conn.query(sql, params.clone()).await {
+            Ok(rows) => read_all(rows, &mut map).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Some(done) = wait.done(result).await {
+            return done;
+        }
+    }
 }
 
 /// [`query_all`] with the statement prepared once per connection ([`PooledConnection::prepared`]),
@@ -340,13 +360,20 @@ pub async fn query_cached<T>(
         return query_all(conn, sql, params, map).await;
     }
     let stmt = conn.prepared(sql).await?;
-    stmt.reset();
-    let result = match stmt.query(params).await {
-        Ok(rows) => read_all(rows, map).await,
-        Err(e) => Err(e.into()),
-    };
-    stmt.reset();
-    result
+    let params = params.into_params()?;
+    let mut map = map;
+    let mut wait = BusyWait::new(conn);
+    loop {
+        stmt.reset();
+        let result = match stmt.query(params.clone()).await {
+            Ok(rows) => read_all(rows, &mut map).await,
+            Err(e) => Err(e.into()),
+        };
+        stmt.reset();
+        if let Some(done) = wait.done(result).await {
+            return done;
+        }
+    }
 }
 
 /// [`query_one`] through [`query_cached`].
@@ -369,7 +396,55 @@ pub async fn execute(
     if conn.remote {
         return remote(conn.execute(sql, params)).await;
     }
-    Ok(conn.execute(sql, params).await?)
+    local_execute(conn, sql, params.into_params()?).await
+}
+
+/// [`execute`] on a local connection, waiting out a busy database ([`BusyWait`]).
+async fn local_execute(conn: &Connection, sql: &str, params: Params) -> Result<u64, DbError> {
+    let mut wait = BusyWait::new(conn);
+    loop {
+        let result = conn
+            .execute(sql, params.clone())
+            .await
+            .map_err(DbError::from);
+        if let Some(done) = wait.done(result).await {
+            return done;
+        }
+    }
+}
+
+/// A local statement's wait for another writer: it is tried again, after a pause that does not
+/// block the thread, until it is not busy or [`BUSY_TIMEOUT`] has passed. Inside a transaction
+/// a statement is tried once: the transaction holds the write lock already.
+struct BusyWait {
+    deadline: Option<tokio::time::Instant>,
+    tries: usize,
+}
+
+impl BusyWait {
+    fn new(conn: &Connection) -> Self {
+        Self {
+            deadline: conn
+                .is_autocommit()
+                .then(|| tokio::time::Instant::now() + BUSY_TIMEOUT),
+            tries: 0,
+        }
+    }
+
+    /// `Some(result)` when the statement is done; `None` after a pause, to try it again.
+    async fn done<T>(&mut self, result: Result<T, DbError>) -> Option<Result<T, DbError>> {
+        let (Err(e), Some(deadline)) = (&result, self.deadline) else {
+            return Some(result);
+        };
+        let last = BUSY_PAUSES_MS.len() - 1;
+        let pause = Duration::from_millis(BUSY_PAUSES_MS[self.tries.min(last)]);
+        if !e.is_busy() || tokio::time::Instant::now() + pause > deadline {
+            return Some(result);
+        }
+        self.tries += 1;
+        tokio::time::sleep(pause).await;
+        None
+    }
 }
 
 /// A request to a remote server, bounded by [`REMOTE_TIMEOUT`]. When it times out the request
@@ -501,7 +576,7 @@ async fn local_transaction(
     conn: &PooledConnection,
     steps: &[Stmt],
 ) -> Result<Vec<Vec<OwnedRow>>, DbError> {
-    conn.execute("BEGIN IMMEDIATE", ()).await?;
+    execute(conn, "BEGIN IMMEDIATE", ()).await?;
     let mut out = Vec::with_capacity(steps.len());
     for step in steps {
         let mut names = None;
@@ -768,8 +843,8 @@ pub async fn wrote_row(
 }
 
 /// Retries `op` a few times, with jittered back-off, while the database answers busy.
-/// SQLite's busy handler is not first-come-first-served, so a writer can be starved past its
-/// timeout; this bounded retry is the second line of defence. `op` must be atomic (a single
+/// A local statement's wait for the lock ([`BusyWait`]) is not first-come-first-served, so a
+/// writer can be starved past its timeout; this bounded retry is the second line of defence. `op` must be atomic (a single
 /// statement or a whole transaction), so a busy failure has written nothing.
 pub async fn retry_busy<T, F, Fut>(mut op: F) -> Result<T, DbError>
 where

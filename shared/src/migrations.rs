@@ -213,7 +213,7 @@ async fn apply(conn: &PooledConnection, migrations: &[Migration]) -> Result<Vec<
         log_applied(&todo);
         return Ok(todo.iter().map(|m| m.version).collect());
     }
-    conn.execute("BEGIN IMMEDIATE", ()).await?;
+    db::execute(conn, "BEGIN IMMEDIATE", ()).await?;
     let result = async {
         conn.execute(CREATE_LEDGER, ()).await?;
         let todo = pending(conn, migrations).await?;

@@ -200,3 +200,104 @@ async fn no_job_is_taken_when_too_little_time_is_left_to_finish_it() {
         2
     );
 }
+
+/// Asks for the write lock to be taken, then ticks for a while on the worker's runtime,
+/// recording the longest gap between its ticks.
+struct TicksWhileLocked {
+    lock: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    locked: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    longest_gap: Arc<std::sync::Mutex<Duration>>,
+}
+
+impl Pipeline for TicksWhileLocked {
+    fn name(&self) -> &'static str {
+        "ticks-while-locked"
+    }
+    fn expected_duration(&self) -> Duration {
+        Duration::from_secs(3)
+    }
+    async fn run<'a>(
+        &'a self,
+        _: &'a ClaimedJob,
+        _: &'a Progress,
+    ) -> Result<serde_json::Value, PipelineError> {
+        let take_lock = self.lock.lock().unwrap().take().expect("one job");
+        take_lock.send(()).unwrap();
+        let locked = self.locked.lock().await.take().expect("one job");
+        locked.await.unwrap();
+        let mut last = Instant::now();
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let gap = last.elapsed();
+            let mut longest = self.longest_gap.lock().unwrap();
+            *longest = (*longest).max(gap);
+            last = Instant::now();
+        }
+        Ok(json!({"ticked": true}))
+    }
+}
+
+#[tokio::test]
+async fn a_heartbeat_waiting_for_the_write_lock_does_not_stall_the_workers_other_tasks() {
+    // Arrange: a worker whose heartbeat (every 1 s) falls inside 1.5 s when another process
+    // holds the write lock; the job ticks every 50 ms on the same (one-thread) runtime.
+    let t = TestDb::new().await;
+    let job_id = t.enqueue(1).await[0].1.id;
+    let (take_lock, lock_wanted) = tokio::sync::oneshot::channel();
+    let (lock_taken, locked) = tokio::sync::oneshot::channel();
+    let url = t.database.url();
+    let holder = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let db = shared::db::Db::open(&url).await.unwrap();
+            let writer = db.connect().await.unwrap();
+            lock_wanted.await.unwrap();
+            shared::db::execute(&writer, "BEGIN IMMEDIATE", ())
+                .await
+                .unwrap();
+            shared::db::execute(&writer, "UPDATE users SET email = email", ())
+                .await
+                .unwrap();
+            lock_taken.send(()).unwrap();
+            // the holder blocks its own thread, as another process would
+            std::thread::sleep(Duration::from_millis(1_500));
+            shared::db::execute(&writer, "ROLLBACK", ()).await.unwrap();
+        });
+    });
+    let longest_gap = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    let pipeline = TicksWhileLocked {
+        lock: std::sync::Mutex::new(Some(take_lock)),
+        locked: tokio::sync::Mutex::new(Some(locked)),
+        longest_gap: longest_gap.clone(),
+    };
+    let cfg = WorkerConfig {
+        concurrency: 1,
+        queue: QueueConfig {
+            lease: Duration::from_secs(3),
+            ..config().queue
+        },
+        ..config()
+    };
+    let worker = Worker::new(t.db.clone(), pipeline, cfg);
+
+    // Act
+    let report = worker
+        .run_until(Instant::now() + Duration::from_secs(20))
+        .await
+        .unwrap();
+    holder.join().unwrap();
+
+    // Assert: the ticks kept their 50 ms (a heartbeat blocking the thread would make a gap of
+    // about a second), and the heartbeat got through once the lock was free.
+    let longest_gap = *longest_gap.lock().unwrap();
+    assert!(
+        longest_gap < Duration::from_millis(400),
+        "longest gap between ticks: {longest_gap:?}"
+    );
+    assert_eq!((report.completed, report.lease_lost), (1, 0), "{report:?}");
+    let job = t.job(job_id).await;
+    assert_eq!((job.status, job.attempts), (JobStatus::Completed, 1));
+}

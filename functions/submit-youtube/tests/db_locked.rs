@@ -20,8 +20,8 @@ async fn a_database_locked_for_3_s_makes_requests_wait_or_answer_503_and_loses_n
     let env = TestEnv::start().await;
     let app = Arc::new(env.app().await);
     let (_, token) = user(&app, "ada@example.com").await;
-    // The other writer is another process in real life: here an OS thread of its own, so the
-    // clients' waits (SQLite's busy handler blocks its thread) cannot delay its release.
+    // The other writer is another process in real life: here an OS thread of its own, so
+    // nothing the clients do can delay its release.
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let database = env.database.url();
     let locker = std::thread::spawn(move || {
