@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use shared::config::{Env, QueueConfig, WorkerConfig};
 use shared::db::Db;
-use shared::model::{SourceType, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
 use shared::pipeline::DummyPipeline;
 use shared::queue::Queue;
-use shared::repo::{self, processing_jobs::NewJob, users, video_sources::NewVideoSource};
+use shared::repo::{self, users};
 use shared::worker::Worker;
 
 /// Jobs one worker runs at once: the shipped default of `WORKER_CONCURRENCY`.
@@ -163,30 +162,12 @@ async fn fresh(dir: &Path, name: &str) -> (PathBuf, i64) {
     (path, user.id)
 }
 
-fn item(user_id: i64, i: usize) -> (NewVideoSource, NewJob) {
-    let id = format!("{:011}", i);
-    (
-        NewVideoSource {
-            user_id,
-            source_type: Some(SourceType::Youtube),
-            source_url: Some(format!("https://www.youtube.com/watch?v={id}")),
-            youtube_video_id: Some(id),
-            ..Default::default()
-        },
-        NewJob {
-            job_type: JOB_TYPE_TRANSCRIPTION_AND_CLIPPING.into(),
-            payload: json!({"video_type": "auto", "aspect_ratio": "9:16", "clip_length_preset": "auto_0_60", "subtitle": true}),
-            max_attempts: 3,
-        },
-    )
-}
-
 /// Writes `n` new videos, each with its job (the API's write), `per_tx` per transaction;
 /// returns seconds taken.
 async fn submit(path: &Path, user: i64, n: usize, per_tx: usize) -> f64 {
     let db = Db::open_file(path).await.unwrap();
     let conn = db.connect().await.unwrap();
-    let items: Vec<_> = (0..n).map(|i| item(user, i)).collect();
+    let items: Vec<_> = (0..n).map(|i| testkit::seed::new_video(user, i)).collect();
     let started = Instant::now();
     for chunk in items.chunks(per_tx) {
         testkit::seed::videos_with_jobs(&conn, chunk).await.unwrap();
@@ -199,8 +180,8 @@ async fn submit(path: &Path, user: i64, n: usize, per_tx: usize) -> f64 {
 async fn enqueue_jobs(path: &Path, user: i64, n: usize) -> f64 {
     let db = Db::open_file(path).await.unwrap();
     let conn = db.connect().await.unwrap();
-    let items: Vec<_> = (0..n).map(|i| item(user, i)).collect();
-    let now = shared::time::now();
+    let items: Vec<_> = (0..n).map(|i| testkit::seed::new_video(user, i)).collect();
+    let now = conn.now();
     let steps: Vec<_> = items
         .iter()
         .map(|(video, _)| repo::video_sources::insert(video, now, None).unwrap())
@@ -235,7 +216,9 @@ fn drain(rt: &tokio::runtime::Runtime, dir: &Path, jobs: usize, workers: usize, 
     rt.block_on(async {
         let db = Db::open_file(&path).await.unwrap();
         let conn = db.connect().await.unwrap();
-        let items: Vec<_> = (0..jobs).map(|i| item(user, i)).collect();
+        let items: Vec<_> = (0..jobs)
+            .map(|i| testkit::seed::new_video(user, i))
+            .collect();
         for chunk in items.chunks(500) {
             testkit::seed::videos_with_jobs(&conn, chunk).await.unwrap();
         }
@@ -305,7 +288,9 @@ async fn claim_latency(dir: &Path, queued: usize, samples: usize) -> (Duration, 
     let (path, user) = fresh(dir, "latency").await;
     let db = Db::open_file(&path).await.unwrap();
     let conn = db.connect().await.unwrap();
-    let items: Vec<_> = (0..queued).map(|i| item(user, i)).collect();
+    let items: Vec<_> = (0..queued)
+        .map(|i| testkit::seed::new_video(user, i))
+        .collect();
     for chunk in items.chunks(1_000) {
         testkit::seed::videos_with_jobs(&conn, chunk).await.unwrap();
     }
@@ -326,7 +311,7 @@ async fn claim_latency(dir: &Path, queued: usize, samples: usize) -> (Duration, 
             times.push(took); // the first 10% warm the cache
         }
         q.complete(&conn, &job.lease, &summary).await.unwrap();
-        testkit::seed::videos_with_jobs(&conn, &[item(user, queued + i)])
+        testkit::seed::videos_with_jobs(&conn, &[testkit::seed::new_video(user, queued + i)])
             .await
             .unwrap();
     }

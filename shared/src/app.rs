@@ -1,6 +1,7 @@
 //! What an HTTP function holds for its whole life: configuration read once, the database
 //! opened (and migrated) once, the token keys and the storage client built once per cold start.
 
+use crate::time::Clock;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct AppConfig {
     pub auth: AuthConfig,
     pub storage: Option<StorageConfig>,
     pub ingest: IngestConfig,
+    /// Where the app's time comes from: the system's, or a test's [`Clock::adjustable`].
+    pub clock: Clock,
 }
 
 impl AppConfig {
@@ -44,6 +47,7 @@ impl AppConfig {
                 None
             },
             ingest: IngestConfig::from_env(env)?,
+            clock: Clock::system(),
         })
     }
 }
@@ -66,7 +70,7 @@ pub struct App {
 impl App {
     /// The database (migrated), the token keys and the ingest settings: every HTTP function's.
     async fn open(cfg: &AppConfig) -> Result<Self, StartupError> {
-        let db = Db::open(&cfg.database).await?;
+        let db = Db::open(&cfg.database).await?.with_clock(cfg.clock.clone());
         crate::migrations::migrate(&db.connect().await?).await?;
         Ok(Self {
             db,

@@ -34,6 +34,7 @@ pub use libsql::Connection;
 use libsql::{Row, Rows, Statement, Value};
 
 use crate::config::DatabaseUrl;
+use crate::time::Clock;
 
 /// How long a local statement waits for another writer before answering `SQLITE_BUSY`. It waits
 /// asynchronously ([`BusyWait`]): SQLite's own busy handler would sleep inside the call
@@ -180,6 +181,7 @@ pub struct Db {
     /// closed before the database.
     idle: Option<IdleConnections>,
     database: libsql::Database,
+    clock: Clock,
 }
 
 impl Db {
@@ -196,6 +198,7 @@ impl Db {
                 Ok(Self {
                     idle: None,
                     database,
+                    clock: Clock::system(),
                 })
             }
         }
@@ -213,6 +216,7 @@ impl Db {
         let db = Self {
             idle: Some(Arc::default()),
             database,
+            clock: Clock::system(),
         };
         // WAL is a property of the file: set once, kept by every later connection. This
         // connection goes back to the pool and stays open for the life of the `Db`.
@@ -228,6 +232,17 @@ impl Db {
             )));
         }
         Ok(db)
+    }
+
+    /// The same database, its time read from `clock` (tests move it; [`Db::open`] gives the
+    /// system's).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn is_local(&self) -> bool {
@@ -265,6 +280,7 @@ impl Db {
             statements,
             idle: self.idle.clone(),
             remote: self.is_remote(),
+            clock: self.clock.clone(),
         })
     }
 }
@@ -277,9 +293,16 @@ pub struct PooledConnection {
     statements: Statements,
     idle: Option<IdleConnections>,
     remote: bool,
+    clock: Clock,
 }
 
 impl PooledConnection {
+    /// The current instant by its database's clock ([`Db::with_clock`]): what every timestamp
+    /// written or compared is.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// A connection to a remote libSQL server (each request a network round trip).
     pub fn is_remote(&self) -> bool {
         self.remote

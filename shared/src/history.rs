@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
         let pos = HistoryPosition {
-            created_at: crate::time::now(),
+            created_at: crate::time::Clock::system().now(),
             id: 42,
         };
         assert_eq!(decode_cursor(&encode_cursor(&pos)), Some(pos));

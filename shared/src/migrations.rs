@@ -189,7 +189,7 @@ pub async fn migrate_with(
 
 /// The pending migrations, applied in one transaction with their ledger rows.
 async fn apply(conn: &PooledConnection, migrations: &[Migration]) -> Result<Vec<i64>, DbError> {
-    let now = crate::time::format(crate::time::now());
+    let now = crate::time::format(conn.now());
     if conn.is_remote() {
         // The ledger as it is now, then every pending script and its ledger row in one batch.
         let todo = pending(conn, migrations).await?;

@@ -108,7 +108,7 @@ impl Queue {
         video_source_id: i64,
         job: &NewJob,
     ) -> Result<ProcessingJob, DbError> {
-        retry_busy(|| processing_jobs::insert(conn, video_source_id, job, crate::time::now())).await
+        retry_busy(|| processing_jobs::insert(conn, video_source_id, job, conn.now())).await
     }
 
     /// Claims up to `limit` claimable jobs (oldest `run_after` first) in one statement; each gets
@@ -122,7 +122,7 @@ impl Queue {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let now = crate::time::now();
+        let now = conn.now();
         let expires = crate::time::truncate(now + self.cfg.lease);
         let (now_s, expires_s) = (crate::time::format(now), crate::time::format(expires));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -164,7 +164,7 @@ impl Queue {
         lease: &Lease,
         progress: Option<f64>,
     ) -> Result<bool, DbError> {
-        let now = crate::time::now();
+        let now = conn.now();
         let progress = progress
             .filter(|p| p.is_finite())
             .map(|p| p.clamp(0.0, 100.0));
@@ -202,7 +202,7 @@ impl Queue {
         result_summary: &serde_json::Value,
     ) -> Result<bool, DbError> {
         let summary = result_summary.to_string();
-        let now = crate::time::format(crate::time::now());
+        let now = crate::time::format(conn.now());
         let changed = retry_busy(|| {
             let params = (
                 summary.clone(),
@@ -225,7 +225,7 @@ impl Queue {
         error: &str,
         retryable: bool,
     ) -> Result<FailOutcome, DbError> {
-        let now = crate::time::now();
+        let now = conn.now();
         let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
         let lease = &job.lease;
         let (sql, params, outcome) = if retryable && !job.is_last_attempt() {
@@ -272,7 +272,7 @@ impl Queue {
     /// What an idle poll needs to know, in one read (one round trip) of the claim's and the
     /// reaper's partial indexes: is any lease expired, is any job claimable?
     pub async fn look(&self, conn: &PooledConnection) -> Result<Look, DbError> {
-        let now = crate::time::format(crate::time::now());
+        let now = crate::time::format(conn.now());
         retry_busy(|| {
             let now = now.clone();
             async move {
@@ -299,7 +299,7 @@ impl Queue {
 
     /// [`Queue::reap`] without its read, for a caller that has just [looked](Queue::look).
     pub async fn reap_expired(&self, conn: &PooledConnection) -> Result<Reaped, DbError> {
-        let now = crate::time::format(crate::time::now());
+        let now = crate::time::format(conn.now());
         let rows = retry_busy(|| {
             let now = now.clone();
             async move {

@@ -14,6 +14,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
 use crate::config::{ConfigError, Env};
 use crate::error::ApiError;
@@ -292,14 +293,20 @@ pub enum CompleteError {
 }
 
 impl Storage {
-    /// A presigned URL that PUTs one whole object at `key`, valid for `ttl`.
-    pub async fn presign_put(&self, key: &str, ttl: Duration) -> Result<String, StorageError> {
+    /// A presigned URL that PUTs one whole object at `key`, signed at `signed_at` and valid for
+    /// `ttl` from then.
+    pub async fn presign_put(
+        &self,
+        key: &str,
+        signed_at: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<String, StorageError> {
         let req = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .presigned(presigning(ttl)?)
+            .presigned(presigning(signed_at, ttl)?)
             .await
             .map_err(classify)?;
         Ok(req.uri().to_owned())
@@ -320,12 +327,14 @@ impl Storage {
             .ok_or_else(|| StorageError::Failed("the store gave no multipart upload id".into()))
     }
 
-    /// A presigned URL that PUTs part `part_number` of a multipart upload.
+    /// A presigned URL that PUTs part `part_number` of a multipart upload, signed at `signed_at`
+    /// and valid for `ttl` from then.
     pub async fn presign_part(
         &self,
         key: &str,
         upload_id: &str,
         part_number: i32,
+        signed_at: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<String, StorageError> {
         let req = self
@@ -335,7 +344,7 @@ impl Storage {
             .key(key)
             .upload_id(upload_id)
             .part_number(part_number)
-            .presigned(presigning(ttl)?)
+            .presigned(presigning(signed_at, ttl)?)
             .await
             .map_err(classify)?;
         Ok(req.uri().to_owned())
@@ -476,8 +485,14 @@ impl Storage {
     }
 }
 
-fn presigning(ttl: Duration) -> Result<aws_sdk_s3::presigning::PresigningConfig, StorageError> {
-    aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
+fn presigning(
+    signed_at: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<aws_sdk_s3::presigning::PresigningConfig, StorageError> {
+    aws_sdk_s3::presigning::PresigningConfig::builder()
+        .start_time(signed_at.into())
+        .expires_in(ttl)
+        .build()
         .map_err(|e| StorageError::Failed(format!("presigning: {e}")))
 }
 

@@ -1,5 +1,3 @@
-mod common;
-
 use shared::db::{self, Db};
 use shared::migrations::{self, Migration, MIGRATIONS};
 
@@ -132,7 +130,8 @@ async fn a_database_file_is_opened_in_wal_mode_with_synchronous_normal() {
 
 #[tokio::test]
 async fn running_migrations_again_changes_nothing() {
-    let t = common::TestDb::new().await;
+    let t = testkit::TestEnv::start().await;
+    t.seed_user().await;
     let before = schema_of(&t.conn).await;
     let ledger = t.count("SELECT count(*) FROM schema_migrations").await;
 
@@ -195,7 +194,7 @@ fn eight_cold_starts_migrating_one_database_at_once_all_succeed() {
 
 #[tokio::test]
 async fn an_applied_migration_that_was_edited_is_refused() {
-    let t = common::TestDb::new().await;
+    let t = testkit::TestEnv::start().await;
     let mut edited: Vec<Migration> = MIGRATIONS.to_vec();
     edited[0] = Migration::new(1, edited[0].name, "CREATE TABLE sneaky (id INTEGER);");
 
@@ -214,7 +213,7 @@ async fn an_applied_migration_that_was_edited_is_refused() {
 
 #[tokio::test]
 async fn a_new_migration_is_applied_on_top_and_recorded() {
-    let t = common::TestDb::new().await;
+    let t = testkit::TestEnv::start().await;
     let mut more: Vec<Migration> = MIGRATIONS.to_vec();
     let next = MIGRATIONS.len() as i64 + 1;
     more.push(Migration::new(

@@ -1,16 +1,14 @@
-mod common;
-
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use common::TestDb;
 use serde_json::json;
 use shared::config::QueueConfig;
 use shared::db::{self, Db};
 use shared::model::{JobStatus, VideoStatus};
 use shared::queue::{self, FailOutcome, Queue, CLAIMABLE_SQL, CLAIM_SQL, EXPIRED_SQL};
 use shared::repo;
+use testkit::TestEnv;
 
 fn queue_with_lease(lease: Duration) -> Queue {
     Queue::new(QueueConfig {
@@ -21,8 +19,8 @@ fn queue_with_lease(lease: Duration) -> Queue {
 
 #[tokio::test]
 async fn creating_a_video_and_its_job_is_one_transaction() {
-    let t = TestDb::new().await;
-    let (mut video, job) = t.new_video(1);
+    let t = TestEnv::start().await;
+    let (mut video, job) = testkit::seed::new_video(t.seed_user().await, 1);
     video.user_id = 9_999; // no such user: the video insert fails its foreign key
 
     let err = testkit::seed::video_with_job(&t.conn, &video, &job).await;
@@ -31,7 +29,7 @@ async fn creating_a_video_and_its_job_is_one_transaction() {
     assert_eq!(t.count("SELECT count(*) FROM video_sources").await, 0);
     assert_eq!(t.count("SELECT count(*) FROM processing_jobs").await, 0);
 
-    let (video, job) = t.new_video(2);
+    let (video, job) = testkit::seed::new_video(t.seed_user().await, 2);
     let (v, j) = testkit::seed::video_with_job(&t.conn, &video, &job)
         .await
         .unwrap();
@@ -46,12 +44,12 @@ async fn creating_a_video_and_its_job_is_one_transaction() {
 #[tokio::test]
 async fn enqueue_adds_a_claimable_job_to_an_existing_video_and_refuses_a_missing_one() {
     // Arrange: a video whose first job is done.
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let video_id = t.enqueue(1).await[0].0.id;
     let q = Queue::new(QueueConfig::default());
     let first = q.claim(&t.conn, "w", 1).await.unwrap().remove(0);
     assert!(q.complete(&t.conn, &first.lease, &json!({})).await.unwrap());
-    let (_, job) = t.new_video(2);
+    let (_, job) = testkit::seed::new_video(t.seed_user().await, 2);
 
     // Act
     let queued = q.enqueue(&t.conn, video_id, &job).await.unwrap();
@@ -74,7 +72,7 @@ async fn enqueue_adds_a_claimable_job_to_an_existing_video_and_refuses_a_missing
 
 #[tokio::test]
 async fn a_claim_takes_the_oldest_jobs_marks_videos_processing_and_gives_each_its_own_lease() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let created = t.enqueue(5).await;
     let q = Queue::new(QueueConfig::default());
 
@@ -108,7 +106,7 @@ async fn a_claim_takes_the_oldest_jobs_marks_videos_processing_and_gives_each_it
 
 #[tokio::test]
 async fn completing_sets_progress_summary_and_a_ready_video_in_one_step() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let created = t.enqueue(1).await;
     let q = Queue::new(QueueConfig::default());
     let job = q.claim(&t.conn, "w1", 1).await.unwrap().remove(0);
@@ -133,7 +131,7 @@ async fn completing_sets_progress_summary_and_a_ready_video_in_one_step() {
 #[test]
 fn eight_workers_with_their_own_connections_drain_2000_jobs_each_completed_exactly_once() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let t = rt.block_on(TestDb::new());
+    let t = rt.block_on(TestEnv::start());
     let created = rt.block_on(t.enqueue(2_000));
     let claims = Arc::new(Mutex::new(Vec::<i64>::new()));
     let barrier = Arc::new(Barrier::new(8));
@@ -238,11 +236,11 @@ fn eight_workers_with_their_own_connections_drain_2000_jobs_each_completed_exact
 
 #[tokio::test]
 async fn a_worker_that_lost_its_lease_cannot_heartbeat_complete_or_fail_the_job() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     t.enqueue(1).await;
-    let q = queue_with_lease(Duration::from_millis(150));
+    let q = queue_with_lease(Duration::from_secs(60));
     let stale = q.claim(&t.conn, "slow", 1).await.unwrap().remove(0);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    t.clock.advance(Duration::from_secs(61));
     let reaped = q.reap(&t.conn).await.unwrap();
     assert_eq!(reaped.requeued, vec![stale.id()]);
     let other_conn = t.db.connect().await.unwrap();
@@ -282,15 +280,15 @@ async fn a_worker_that_lost_its_lease_cannot_heartbeat_complete_or_fail_the_job(
 
 #[tokio::test]
 async fn an_expired_lease_on_the_last_attempt_fails_the_job_and_its_video() {
-    let t = TestDb::new().await;
-    let (video, mut job) = t.new_video(1);
+    let t = TestEnv::start().await;
+    let (video, mut job) = testkit::seed::new_video(t.seed_user().await, 1);
     job.max_attempts = 1;
     let (video, _) = testkit::seed::video_with_job(&t.conn, &video, &job)
         .await
         .unwrap();
-    let q = queue_with_lease(Duration::from_millis(50));
+    let q = queue_with_lease(Duration::from_secs(60));
     let claimed = q.claim(&t.conn, "w", 1).await.unwrap().remove(0);
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    t.clock.advance(Duration::from_secs(61));
 
     let reaped = q.reap(&t.conn).await.unwrap();
 
@@ -312,7 +310,7 @@ async fn an_expired_lease_on_the_last_attempt_fails_the_job_and_its_video() {
 
 #[tokio::test]
 async fn a_failing_job_is_retried_with_growing_delays_then_fails_with_its_error() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let created = t.enqueue(1).await;
     let q = Queue::new(QueueConfig {
         retry_base: Duration::from_millis(100),
@@ -322,14 +320,14 @@ async fn a_failing_job_is_retried_with_growing_delays_then_fails_with_its_error(
     let mut delays = Vec::new();
 
     for attempt in 1..=3 {
-        let job = loop {
-            if let Some(job) = q.claim(&t.conn, "w", 1).await.unwrap().pop() {
-                break job;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        let job = q
+            .claim(&t.conn, "w", 1)
+            .await
+            .unwrap()
+            .pop()
+            .expect("claimable once its back-off is over");
         assert_eq!(job.attempt(), attempt);
-        let before = shared::time::now();
+        let before = t.conn.now();
         let outcome = q
             .fail(&t.conn, &job, &format!("boom {attempt}"), true)
             .await
@@ -348,6 +346,8 @@ async fn a_failing_job_is_retried_with_growing_delays_then_fails_with_its_error(
                     q.claim(&t.conn, "w", 1).await.unwrap().is_empty(),
                     "not claimable during back-off"
                 );
+                t.clock
+                    .advance((run_after - t.conn.now()).to_std().unwrap_or_default());
             }
             FailOutcome::Failed => {
                 assert_eq!(attempt, 3, "fails for good only on the last attempt")
@@ -380,7 +380,7 @@ async fn a_failing_job_is_retried_with_growing_delays_then_fails_with_its_error(
 
 #[tokio::test]
 async fn a_permanent_error_fails_at_once() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     t.enqueue(1).await;
     let q = Queue::new(QueueConfig::default());
     let job = q.claim(&t.conn, "w", 1).await.unwrap().remove(0);
@@ -394,7 +394,7 @@ async fn a_permanent_error_fails_at_once() {
 
 #[tokio::test]
 async fn progress_never_goes_down() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     t.enqueue(1).await;
     let q = Queue::new(QueueConfig::default());
     let job = q.claim(&t.conn, "w", 1).await.unwrap().remove(0);
@@ -430,7 +430,7 @@ async fn progress_never_goes_down() {
 
 #[tokio::test]
 async fn a_ready_video_never_changes_status_again() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let created = t.enqueue(1).await;
     let video_id = created[0].0.id;
     let q = Queue::new(QueueConfig::default());
@@ -439,8 +439,8 @@ async fn a_ready_video_never_changes_status_again() {
     assert_eq!(t.video(video_id).await.status, VideoStatus::Ready);
 
     // a second job of the same video failing for good leaves the video ready
-    let (_, new_job) = t.new_video(2);
-    repo::processing_jobs::insert(&t.conn, video_id, &new_job, shared::time::now())
+    let (_, new_job) = testkit::seed::new_video(t.seed_user().await, 2);
+    repo::processing_jobs::insert(&t.conn, video_id, &new_job, t.conn.now())
         .await
         .unwrap();
     let second = q.claim(&t.conn, "w", 1).await.unwrap().remove(0);
@@ -467,7 +467,7 @@ async fn a_ready_video_never_changes_status_again() {
 
 #[tokio::test]
 async fn the_claim_query_walks_an_index_not_the_table() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     t.enqueue(1_000).await;
     let q = Queue::new(QueueConfig::default());
     let jobs = q.claim(&t.conn, "w", 500).await.unwrap();
@@ -509,7 +509,7 @@ async fn the_claim_query_walks_an_index_not_the_table() {
 
 #[tokio::test]
 async fn the_reaper_and_the_idle_look_walk_the_lease_index_not_the_table() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     t.enqueue(10).await;
     for (name, sql) in [("reap", queue::REAP_SQL), ("look", queue::LOOK_SQL)] {
         let plan = db::query_all(&t.conn, &format!("EXPLAIN QUERY PLAN {sql}"), ["x"], |r| {
@@ -530,13 +530,13 @@ async fn the_reaper_and_the_idle_look_walk_the_lease_index_not_the_table() {
 
 #[tokio::test]
 async fn jobs_waiting_for_their_back_off_are_not_claimed() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let created = t.enqueue(1).await;
     t.conn
         .execute(
             "UPDATE processing_jobs SET run_after = ?1 WHERE id = ?2",
             (
-                shared::time::format(shared::time::now() + chrono::Duration::hours(1)),
+                shared::time::format(t.conn.now() + chrono::Duration::hours(1)),
                 created[0].1.id,
             ),
         )
@@ -553,7 +553,7 @@ async fn jobs_waiting_for_their_back_off_are_not_claimed() {
 #[tokio::test]
 async fn has_claimable_sees_a_due_job_but_not_a_waiting_or_running_one() {
     // Arrange: one job, waiting for its back-off.
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let q = Queue::new(QueueConfig::default());
     let created = t.enqueue(1).await;
     let set_run_after = |at: String| {
@@ -569,13 +569,13 @@ async fn has_claimable_sees_a_due_job_but_not_a_waiting_or_running_one() {
         }
     };
     set_run_after(shared::time::format(
-        shared::time::now() + chrono::Duration::hours(1),
+        t.conn.now() + chrono::Duration::hours(1),
     ))
     .await;
 
     // Act + Assert: waiting, then due, then running.
     assert!(!q.has_claimable(&t.conn).await.unwrap());
-    set_run_after(shared::time::format(shared::time::now())).await;
+    set_run_after(shared::time::format(t.conn.now())).await;
     assert!(q.has_claimable(&t.conn).await.unwrap());
     assert_eq!(q.claim(&t.conn, "w", 5).await.unwrap().len(), 1);
     assert!(!q.has_claimable(&t.conn).await.unwrap());
@@ -584,9 +584,9 @@ async fn has_claimable_sees_a_due_job_but_not_a_waiting_or_running_one() {
 #[tokio::test]
 async fn polling_an_idle_queue_takes_no_write_lock() {
     // Arrange: a queue with nothing due or expired, and another process holding the write lock.
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let q = Queue::new(QueueConfig::default());
-    let other = t.reopen().await;
+    let other = t.open().await;
     let writer = other.connect().await.unwrap();
     writer.execute("BEGIN IMMEDIATE", ()).await.unwrap();
 
@@ -608,11 +608,11 @@ async fn polling_an_idle_queue_takes_no_write_lock() {
 #[tokio::test]
 async fn the_reaper_still_requeues_an_expired_lease_after_its_read() {
     // Arrange: a running job whose lease has expired.
-    let t = TestDb::new().await;
-    let q = queue_with_lease(Duration::from_millis(1));
+    let t = TestEnv::start().await;
+    let q = queue_with_lease(Duration::from_secs(60));
     let id = t.enqueue(1).await[0].1.id;
     q.claim(&t.conn, "w", 1).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    t.clock.advance(Duration::from_secs(61));
 
     // Act
     let reaped = q.reap(&t.conn).await.unwrap();
@@ -624,7 +624,7 @@ async fn the_reaper_still_requeues_an_expired_lease_after_its_read() {
 
 #[tokio::test]
 async fn the_idle_poll_reads_walk_their_partial_indexes() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     t.enqueue(10).await;
     for (sql, index) in [
         (CLAIMABLE_SQL, "processing_jobs_claimable"),

@@ -1,18 +1,16 @@
 //! A multi-statement write is one transaction on both databases (on a libSQL server: one batch,
 //! one round trip): every statement of it or none.
 
-mod common;
-
-use common::TestDb;
 use shared::db::{self, Stmt};
 use shared::repo;
+use testkit::TestEnv;
 
 #[tokio::test]
 async fn a_transaction_that_fails_half_way_writes_nothing() {
     // Arrange: a video and its job, then a statement the schema refuses.
-    let t = TestDb::new().await;
-    let (video, job) = t.new_video(1);
-    let now = shared::time::now();
+    let t = TestEnv::start().await;
+    let (video, job) = testkit::seed::new_video(t.seed_user().await, 1);
+    let now = t.conn.now();
     let steps = vec![
         repo::video_sources::insert(&video, now, None).unwrap(),
         repo::processing_jobs::insert_for_new_video(&job, now).unwrap(),
@@ -31,9 +29,9 @@ async fn a_transaction_that_fails_half_way_writes_nothing() {
 
 #[tokio::test]
 async fn a_write_guard_aborts_the_transaction_it_is_in() {
-    let t = TestDb::new().await;
-    let (video, job) = t.new_video(1);
-    let now = shared::time::now();
+    let t = TestEnv::start().await;
+    let (video, job) = testkit::seed::new_video(t.seed_user().await, 1);
+    let now = t.conn.now();
     let steps = vec![
         repo::video_sources::insert(&video, now, None).unwrap(),
         repo::processing_jobs::insert_for_new_video(&job, now).unwrap(),
@@ -51,14 +49,14 @@ async fn a_write_guard_aborts_the_transaction_it_is_in() {
 async fn a_job_insert_after_an_insert_that_inserted_nothing_inserts_nothing() {
     // Arrange: an earlier write on this connection left changes() = 1 and a last rowid behind;
     // the video insert is skipped by its idempotency condition.
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let key = repo::idempotency_keys::IdempotencyKey {
-        user_id: t.user_id,
+        user_id: t.seed_user().await,
         route: "test",
         key: "k".into(),
         request_hash: "h".into(),
     };
-    let (video, job) = t.new_video(1);
+    let (video, job) = testkit::seed::new_video(t.seed_user().await, 1);
     let first = testkit::seed::video_with_job(&t.conn, &video, &job)
         .await
         .unwrap();
@@ -66,11 +64,11 @@ async fn a_job_insert_after_an_insert_that_inserted_nothing_inserts_nothing() {
         &t.conn,
         "INSERT INTO idempotency_keys (user_id, route, key, request_hash, video_source_id,
              response_body, created_at) VALUES (?1, 'test', 'k', 'h', ?2, '{}', 'x')",
-        (t.user_id, first.0.id),
+        (t.seed_user().await, first.0.id),
     )
     .await
     .unwrap();
-    let now = shared::time::now();
+    let now = t.conn.now();
 
     // Act
     let rows = db::transaction(
@@ -91,7 +89,7 @@ async fn a_job_insert_after_an_insert_that_inserted_nothing_inserts_nothing() {
 
 #[tokio::test]
 async fn parameters_of_every_type_reach_the_database_as_they_are() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let tricky = "it's -- not a comment; ?1 /* nor this */ 'quoted' \"ids\" é😀\n";
     let steps = vec![Stmt::new(
         "SELECT ?1, ?2, ?3, ?4, ?5, typeof(?1), typeof(?2), typeof(?3), typeof(?4), ?6 - ?7",

@@ -1,16 +1,14 @@
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestDb;
 use serde_json::json;
 use shared::config::{QueueConfig, WorkerConfig};
 use shared::model::{JobStatus, VideoStatus};
 use shared::pipeline::{DummyPipeline, Pipeline, PipelineError, Progress};
 use shared::queue::ClaimedJob;
 use shared::worker::Worker;
+use testkit::TestEnv;
 use tokio::time::Instant;
 
 fn config() -> WorkerConfig {
@@ -79,7 +77,7 @@ impl Pipeline for Sleeps {
 
 #[tokio::test]
 async fn the_dummy_pipeline_turns_queued_jobs_into_ready_videos() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let created = t.enqueue(3).await;
     let worker = Worker::new(
         t.db.clone(),
@@ -114,7 +112,7 @@ async fn the_dummy_pipeline_turns_queued_jobs_into_ready_videos() {
 
 #[tokio::test]
 async fn a_pipeline_that_always_fails_is_retried_then_fails_the_job_and_video() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let created = t.enqueue(1).await;
     let runs = Arc::new(AtomicUsize::new(0));
     let cfg = WorkerConfig {
@@ -144,7 +142,7 @@ async fn a_pipeline_that_always_fails_is_retried_then_fails_the_job_and_video() 
 
 #[tokio::test]
 async fn no_more_than_the_configured_number_of_jobs_run_at_once() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     t.enqueue(10).await;
     let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let pipeline = Sleeps {
@@ -172,7 +170,7 @@ async fn no_more_than_the_configured_number_of_jobs_run_at_once() {
 
 #[tokio::test]
 async fn no_job_is_taken_when_too_little_time_is_left_to_finish_it() {
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     t.enqueue(2).await;
     let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     // a job takes "5 s"; the invocation has 2 s left
@@ -241,7 +239,7 @@ impl Pipeline for TicksWhileLocked {
 async fn a_heartbeat_waiting_for_the_write_lock_does_not_stall_the_workers_other_tasks() {
     // Arrange: a worker whose heartbeat (every 1 s) falls inside 1.5 s when another process
     // holds the write lock; the job ticks every 50 ms on the same (one-thread) runtime.
-    let t = TestDb::new().await;
+    let t = TestEnv::start().await;
     let job_id = t.enqueue(1).await[0].1.id;
     let (take_lock, lock_wanted) = tokio::sync::oneshot::channel();
     let (lock_taken, locked) = tokio::sync::oneshot::channel();

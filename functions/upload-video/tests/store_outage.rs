@@ -126,7 +126,7 @@ async fn uploads_while_the_store_stops_and_returns_get_201_or_503_and_leave_noth
         assert_eq!(env.object(key).as_deref(), Some(video.as_slice()), "{key}");
     }
     // ... and the worker's sweep removes it once the claim has run out (moved into the past here).
-    let db = env.database.open().await;
+    let db = env.open().await;
     let conn = db.connect().await.unwrap();
     conn.execute(
         "UPDATE uploads SET claim_until = '2000-01-01T00:00:00.000Z' WHERE status = 'completing'",

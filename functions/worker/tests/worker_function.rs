@@ -3,128 +3,39 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 use shared::config::{Env, QueueConfig, WorkerConfig};
-use shared::db::{self, Db};
-use shared::model::{JobStatus, VideoStatus, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
+use shared::model::{JobStatus, VideoStatus};
 use shared::pipeline::DummyPipeline;
-use shared::repo::{self, processing_jobs::NewJob, video_sources::NewVideoSource};
 use shared::storage::LazyStorage;
 use shared::worker::Worker;
+use testkit::TestEnv;
 use worker::{handler, AppState};
 
 const SCHEDULE_FIXTURE: &str = include_str!("../../../local/events/schedule.json");
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    _database: testkit::TestDatabase,
-    url: String,
-    token: String,
-    db: Arc<Db>,
-    conn: db::PooledConnection,
+/// A user with one YouTube video and its queued job: (video id, job id).
+async fn queued_job(env: &TestEnv) -> (i64, i64) {
+    let (video, job) = env.enqueue(1).await.remove(0);
+    (video.id, job.id)
 }
 
-impl Fixture {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let database = testkit::TestDatabase::start(dir.path(), "worker.db");
-        let db = database.open().await;
-        let conn = db.connect().await.unwrap();
-        shared::migrations::migrate(&conn).await.unwrap();
-        Self {
-            url: database.url_string(),
-            token: database.auth_token(),
-            _database: database,
-            _dir: dir,
-            db: Arc::new(db),
-            conn,
-        }
-    }
-
-    /// A user with one YouTube video and its queued job: (video id, job id).
-    async fn queued_job(&self) -> (i64, i64) {
-        let user = repo::users::insert(&self.conn, "grace@example.com", "x")
-            .await
-            .unwrap()
-            .unwrap();
-        let video = NewVideoSource {
-            user_id: user.id,
-            source_type: Some(shared::model::SourceType::Youtube),
-            source_url: Some("https://www.youtube.com/watch?v=dQw4w9WgXcQ".into()),
-            youtube_video_id: Some("dQw4w9WgXcQ".into()),
-            ..Default::default()
-        };
-        let job = NewJob {
-            job_type: JOB_TYPE_TRANSCRIPTION_AND_CLIPPING.into(),
-            payload: json!({"video_type": "auto", "aspect_ratio": "9:16", "clip_length_preset": "auto_0_60", "subtitle": true}),
-            max_attempts: 3,
-        };
-        let (v, j) = testkit::seed::video_with_job(&self.conn, &video, &job)
-            .await
-            .unwrap();
-        (v.id, j.id)
-    }
-
-    /// `n` more queued jobs (each with its YouTube video) for `user_id`.
-    async fn queue_jobs(&self, user_id: i64, n: usize) {
-        for _ in 0..n {
-            let video = NewVideoSource {
-                user_id,
-                source_type: Some(shared::model::SourceType::Youtube),
-                source_url: Some("https://www.youtube.com/watch?v=dQw4w9WgXcQ".into()),
-                youtube_video_id: Some("dQw4w9WgXcQ".into()),
-                ..Default::default()
-            };
-            let job = NewJob {
-                job_type: JOB_TYPE_TRANSCRIPTION_AND_CLIPPING.into(),
-                payload: json!({}),
-                max_attempts: 3,
-            };
-            testkit::seed::video_with_job(&self.conn, &video, &job)
-                .await
-                .unwrap();
-        }
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        db::query_one(&self.conn, sql, (), |r| db::int(r, 0))
-            .await
-            .unwrap()
-    }
-
-    /// The job completed on its second attempt (`why` the first one counts) and its video is
-    /// ready.
-    async fn assert_done_on_second_attempt(&self, job_id: i64, video_id: i64, why: &str) {
-        let job = self.job(job_id).await;
-        assert_eq!(job.attempts, 2, "{why}");
-        assert_eq!(job.progress, 100.0);
-        assert_eq!(self.video_status(video_id).await, VideoStatus::Ready);
-    }
-
-    async fn job(&self, id: i64) -> repo::processing_jobs::ProcessingJob {
-        repo::processing_jobs::get(&self.conn, id)
-            .await
-            .unwrap()
-            .unwrap()
-    }
-
-    async fn video_status(&self, id: i64) -> VideoStatus {
-        repo::video_sources::get(&self.conn, id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status
-    }
+/// The job completed on its second attempt (`why` the first one counts) and its video is ready.
+async fn assert_done_on_second_attempt(env: &TestEnv, job_id: i64, video_id: i64, why: &str) {
+    let job = env.job(job_id).await;
+    assert_eq!(job.attempts, 2, "{why}");
+    assert_eq!(job.progress, 100.0);
+    assert_eq!(env.video(video_id).await.status, VideoStatus::Ready);
 }
 
-async fn state_for(f: &Fixture) -> AppState {
+async fn state_for(f: &TestEnv) -> AppState {
+    let (url, token) = (f.database.url_string(), f.database.auth_token());
     let env = Env::from_pairs([
-        ("DATABASE_URL", f.url.as_str()),
-        ("DATABASE_AUTH_TOKEN", f.token.as_str()),
+        ("DATABASE_URL", url.as_str()),
+        ("DATABASE_AUTH_TOKEN", token.as_str()),
         ("POLL_INTERVAL_SECONDS", "0.05"),
         ("WORKER_STOP_WHEN_IDLE", "true"),
     ]);
@@ -133,8 +44,8 @@ async fn state_for(f: &Fixture) -> AppState {
 
 #[tokio::test]
 async fn the_scheduled_event_turns_a_queued_job_into_a_completed_job_and_a_ready_video() {
-    let f = Fixture::new().await;
-    let (video_id, job_id) = f.queued_job().await;
+    let f = TestEnv::start().await;
+    let (video_id, job_id) = queued_job(&f).await;
     let state = state_for(&f).await;
     let event: serde_json::Value = serde_json::from_str(SCHEDULE_FIXTURE).unwrap();
     assert_eq!(event["detail-type"], "Scheduled Event");
@@ -160,12 +71,12 @@ async fn the_scheduled_event_turns_a_queued_job_into_a_completed_job_and_a_ready
             >= 1_900,
         "about 2 s of work"
     );
-    assert_eq!(f.video_status(video_id).await, VideoStatus::Ready);
+    assert_eq!(f.video(video_id).await.status, VideoStatus::Ready);
 }
 
 #[tokio::test]
 async fn a_bare_empty_event_also_runs_the_worker_and_an_empty_queue_returns_at_once() {
-    let f = Fixture::new().await;
+    let f = TestEnv::start().await;
     let state = state_for(&f).await;
 
     let report = handler(&state, LambdaEvent::new(json!({}), Context::default()))
@@ -207,7 +118,7 @@ where
 }
 
 /// An in-process worker taking over after a crash: 1 s leases, polling every 50 ms.
-fn rescuer(f: &Fixture, concurrency: usize, step: Duration) -> Worker<DummyPipeline> {
+fn rescuer(f: &TestEnv, concurrency: usize, step: Duration) -> Worker<DummyPipeline> {
     let cfg = WorkerConfig {
         poll_interval: Duration::from_millis(50),
         concurrency,
@@ -223,14 +134,14 @@ fn rescuer(f: &Fixture, concurrency: usize, step: Duration) -> Worker<DummyPipel
 
 #[tokio::test]
 async fn a_worker_process_killed_mid_job_leaves_the_job_to_another_worker_after_its_lease() {
-    let f = Fixture::new().await;
-    let (video_id, job_id) = f.queued_job().await;
+    let f = TestEnv::start().await;
+    let (video_id, job_id) = queued_job(&f).await;
     let bin = Path::new(env!("CARGO_BIN_EXE_worker"));
     // A standalone worker process whose job takes 40 s and whose lease is 1 s (kept by heartbeats).
     let mut child = Command::new(bin)
         .arg("--standalone")
-        .env("DATABASE_URL", &f.url)
-        .env("DATABASE_AUTH_TOKEN", &f.token)
+        .env("DATABASE_URL", f.database.url_string())
+        .env("DATABASE_AUTH_TOKEN", f.database.auth_token())
         .env("JOB_LEASE_SECONDS", "1")
         .env("POLL_INTERVAL_SECONDS", "0.05")
         .env("DUMMY_PIPELINE_STEP_SECONDS", "10")
@@ -255,6 +166,8 @@ async fn a_worker_process_killed_mid_job_leaves_the_job_to_another_worker_after_
 
     child.kill().unwrap(); // SIGKILL: no clean-up of any kind
     child.wait().unwrap();
+    // the rescuer's clock is past the dead worker's lease
+    f.clock.advance(Duration::from_secs(2));
 
     let rescuer = rescuer(&f, 2, Duration::from_millis(50));
     wait_for(
@@ -270,8 +183,7 @@ async fn a_worker_process_killed_mid_job_leaves_the_job_to_another_worker_after_
     )
     .await;
 
-    f.assert_done_on_second_attempt(job_id, video_id, "the killed attempt counts")
-        .await;
+    assert_done_on_second_attempt(&f, job_id, video_id, "the killed attempt counts").await;
     let running = f
         .count("SELECT count(*) FROM processing_jobs WHERE status = 'running'")
         .await;
@@ -306,8 +218,8 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
     .unwrap();
     testkit::put_url(&started.parts[0].url, file).await;
     assert_eq!(env.object_keys().len(), 1);
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let db = Arc::new(env.database.open().await);
+    env.clock.advance(Duration::from_millis(1_200));
+    let db = env.db.clone();
     let cfg =
         WorkerConfig::from_env(&Env::from_pairs([("WORKER_STOP_WHEN_IDLE", "true")])).unwrap();
     let state = AppState {
@@ -339,7 +251,7 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
 #[tokio::test]
 async fn a_tick_with_no_upload_to_clean_never_builds_the_s3_client() {
     // Arrange: an idle queue, no uploads, and an object store that cannot be reached
-    let f = Fixture::new().await;
+    let f = TestEnv::start().await;
     let cfg =
         WorkerConfig::from_env(&Env::from_pairs([("WORKER_STOP_WHEN_IDLE", "true")])).unwrap();
     let state = AppState {
@@ -364,16 +276,12 @@ async fn a_tick_with_no_upload_to_clean_never_builds_the_s3_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_under_load_leaves_every_job_completed_exactly_once() {
     // Arrange: 150 queued jobs, a worker process running 8 at a time (0.2 s each, 1 s lease).
-    let f = Fixture::new().await;
-    let user = repo::users::insert(&f.conn, "load@example.com", "x")
-        .await
-        .unwrap()
-        .unwrap();
-    f.queue_jobs(user.id, 150).await;
+    let f = TestEnv::start().await;
+    f.enqueue(150).await;
     let mut child = Command::new(Path::new(env!("CARGO_BIN_EXE_worker")))
         .arg("--standalone")
-        .env("DATABASE_URL", &f.url)
-        .env("DATABASE_AUTH_TOKEN", &f.token)
+        .env("DATABASE_URL", f.database.url_string())
+        .env("DATABASE_AUTH_TOKEN", f.database.auth_token())
         .env("WORKER_CONCURRENCY", "8")
         .env("JOB_LEASE_SECONDS", "1")
         .env("POLL_INTERVAL_SECONDS", "0.05")
@@ -385,7 +293,7 @@ async fn a_worker_killed_under_load_leaves_every_job_completed_exactly_once() {
         .unwrap();
 
     // Act: 50 more jobs arrive while it works; it is SIGKILLed with jobs in flight.
-    f.queue_jobs(user.id, 50).await;
+    f.enqueue(50).await;
     wait_for(
         "the child to finish 40 jobs with others in flight",
         Duration::from_secs(60),
@@ -401,6 +309,7 @@ async fn a_worker_killed_under_load_leaves_every_job_completed_exactly_once() {
     .await;
     child.kill().unwrap();
     child.wait().unwrap();
+    f.clock.advance(Duration::from_secs(2)); // past every lease of the dead worker
     let done_by_child = f
         .count("SELECT count(*) FROM processing_jobs WHERE status = 'completed'")
         .await;
@@ -458,16 +367,18 @@ async fn a_worker_killed_under_load_leaves_every_job_completed_exactly_once() {
 #[tokio::test]
 async fn an_invocation_cut_off_by_its_timeout_mid_job_leaves_the_job_to_the_next_invocation() {
     // Arrange: one 2 s job; leases of 1 s.
-    let f = Fixture::new().await;
-    let (video_id, job_id) = f.queued_job().await;
+    let f = TestEnv::start().await;
+    let (video_id, job_id) = queued_job(&f).await;
     let env = Env::from_pairs([
-        ("DATABASE_URL", f.url.as_str()),
-        ("DATABASE_AUTH_TOKEN", f.token.as_str()),
         ("POLL_INTERVAL_SECONDS", "0.05"),
         ("WORKER_STOP_WHEN_IDLE", "true"),
         ("JOB_LEASE_SECONDS", "1"),
     ]);
-    let state = AppState::from_env(&env).await.unwrap();
+    let cfg = WorkerConfig::from_env(&env).unwrap();
+    let state = AppState {
+        worker: Worker::new(f.db.clone(), DummyPipeline::default(), cfg),
+        uploads: None,
+    };
     let invoke = || handler(&state, LambdaEvent::new(json!({}), Context::default()));
 
     // Act: the platform ends the invocation 0.7 s in (its timeout), in the middle of the job.
@@ -476,8 +387,9 @@ async fn an_invocation_cut_off_by_its_timeout_mid_job_leaves_the_job_to_the_next
     let job = f.job(job_id).await;
     assert_eq!(job.status, JobStatus::Running);
     assert!(job.progress < 100.0);
+    f.clock.advance(Duration::from_secs(2)); // past the cut-off attempt's lease
 
-    // the next scheduled invocations, until one finds the lease expired and finishes the job
+    // the next scheduled invocation finds the lease expired and finishes the job
     wait_for(
         "a later invocation to finish the job",
         Duration::from_secs(30),
@@ -489,6 +401,5 @@ async fn an_invocation_cut_off_by_its_timeout_mid_job_leaves_the_job_to_the_next
     .await;
 
     // Assert
-    f.assert_done_on_second_attempt(job_id, video_id, "the cut-off attempt counts")
-        .await;
+    assert_done_on_second_attempt(&f, job_id, video_id, "the cut-off attempt counts").await;
 }

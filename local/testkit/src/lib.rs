@@ -4,6 +4,7 @@
 pub mod proxy;
 pub mod seed;
 pub mod sqld;
+pub mod uploads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -148,7 +149,11 @@ use lambda_http::{Body, Request, Response};
 use shared::app::{App, AppConfig};
 use shared::auth::AuthConfig;
 use shared::config::DatabaseUrl;
+use shared::db::{Db, PooledConnection};
 use shared::ingest::IngestConfig;
+use shared::repo::processing_jobs::ProcessingJob;
+use shared::repo::video_sources::VideoSource;
+use shared::time::Clock;
 
 pub const BUCKET: &str = "viralclip-test";
 pub const JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
@@ -208,11 +213,20 @@ impl TestDatabase {
     }
 }
 
-/// A fresh database ([`TestDatabase`]) and a fresh object store, in a temporary directory.
+/// What every test starts from: a fresh database ([`TestDatabase`], migrated) and a fresh object
+/// store in a temporary directory, an adjustable clock that every database handle and app of the
+/// test reads its time from, and a connection of the test's own.
 pub struct TestEnv {
-    pub dir: tempfile::TempDir,
-    pub database: TestDatabase,
+    /// The test's own connection ([`TestEnv::count`], [`TestEnv::job`], seeding). Declared
+    /// first: closed before the database it belongs to.
+    pub conn: PooledConnection,
+    /// A handle on the test's database, on the test's clock.
+    pub db: std::sync::Arc<Db>,
+    pub clock: Clock,
     pub s3: S3Server,
+    pub database: TestDatabase,
+    pub dir: tempfile::TempDir,
+    seed_user: tokio::sync::OnceCell<i64>,
 }
 
 impl TestEnv {
@@ -233,7 +247,27 @@ impl TestEnv {
             .await
             .expect("s3 server");
         s3.create_bucket(BUCKET).expect("bucket");
-        Self { dir, database, s3 }
+        let clock = Clock::adjustable();
+        let db = database.open().await.with_clock(clock.clone());
+        let conn = db.connect().await.expect("a connection");
+        shared::migrations::migrate(&conn)
+            .await
+            .expect("migrations");
+        Self {
+            conn,
+            db: std::sync::Arc::new(db),
+            clock,
+            s3,
+            database,
+            dir,
+            seed_user: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Another handle on the test's database, on the test's clock (what another process or
+    /// another function's cold start has).
+    pub async fn open(&self) -> Db {
+        self.database.open().await.with_clock(self.clock.clone())
     }
 
     pub fn config(&self) -> AppConfig {
@@ -242,6 +276,7 @@ impl TestEnv {
             auth: AuthConfig::new(JWT_SECRET, std::time::Duration::from_secs(3600)).unwrap(),
             storage: Some(self.s3.storage_config(BUCKET)),
             ingest: IngestConfig::default(),
+            clock: self.clock.clone(),
         }
     }
 
@@ -287,20 +322,57 @@ impl TestEnv {
 
     /// A count from SQL, on the test's database.
     pub async fn count(&self, sql: &str) -> i64 {
-        let db = self.database.open().await;
-        let conn = db.connect().await.unwrap();
-        shared::db::query_one(&conn, sql, (), |r| shared::db::int(r, 0))
+        shared::db::query_one(&self.conn, sql, (), |r| shared::db::int(r, 0))
             .await
             .unwrap()
     }
 
     /// The first column of every row from SQL, as text, on the test's database.
     pub async fn strings(&self, sql: &str) -> Vec<String> {
-        let db = self.database.open().await;
-        let conn = db.connect().await.unwrap();
-        shared::db::query_all(&conn, sql, (), |r| shared::db::text(r, 0))
+        shared::db::query_all(&self.conn, sql, (), |r| shared::db::text(r, 0))
             .await
             .unwrap()
+    }
+
+    /// The user that seeded videos belong to (`seed@viralclip.test`, written straight to the
+    /// database on first use): its id.
+    pub async fn seed_user(&self) -> i64 {
+        *self
+            .seed_user
+            .get_or_init(|| async {
+                shared::repo::users::insert(&self.conn, "seed@viralclip.test", "not-a-real-hash")
+                    .await
+                    .expect("insert the seed user")
+                    .expect("a new user")
+                    .id
+            })
+            .await
+    }
+
+    /// `n` videos of the seed user, each with a queued job ([`seed::new_video`]), in batches
+    /// of 500.
+    pub async fn enqueue(&self, n: usize) -> Vec<(VideoSource, ProcessingJob)> {
+        let user_id = self.seed_user().await;
+        let items: Vec<_> = (0..n).map(|i| seed::new_video(user_id, i)).collect();
+        let mut out = Vec::with_capacity(n);
+        for chunk in items.chunks(500) {
+            out.extend(seed::videos_with_jobs(&self.conn, chunk).await.unwrap());
+        }
+        out
+    }
+
+    pub async fn job(&self, id: i64) -> ProcessingJob {
+        shared::repo::processing_jobs::get(&self.conn, id)
+            .await
+            .unwrap()
+            .expect("the job exists")
+    }
+
+    pub async fn video(&self, id: i64) -> VideoSource {
+        shared::repo::video_sources::get(&self.conn, id)
+            .await
+            .unwrap()
+            .expect("the video exists")
     }
 }
 
@@ -508,7 +580,7 @@ pub fn pad_mdat(file: &[u8], extra: usize) -> Vec<u8> {
 
 /// Runs the dummy pipeline over every queued job of the test's database until none is left.
 pub async fn drain_queue(env: &TestEnv) -> shared::worker::RunReport {
-    let db = env.database.open().await;
+    let db = env.open().await;
     let cfg = shared::config::WorkerConfig::from_env(&shared::config::Env::from_pairs([
         ("WORKER_STOP_WHEN_IDLE", "true"),
         ("POLL_INTERVAL_SECONDS", "0.05"),

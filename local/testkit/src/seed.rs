@@ -23,7 +23,7 @@ pub async fn videos_with_jobs(
     conn: &PooledConnection,
     items: &[(NewVideoSource, NewJob)],
 ) -> Result<Vec<(VideoSource, ProcessingJob)>, DbError> {
-    let now = shared::time::now();
+    let now = conn.now();
     let mut steps = Vec::with_capacity(items.len() * 2);
     for (video, job) in items {
         steps.push(video_sources::insert(video, now, None)?);
@@ -47,4 +47,26 @@ pub async fn videos_with_jobs(
 fn new_id(rows: &[db::OwnedRow]) -> Result<i64, DbError> {
     shared::repo::inserted_id(rows)?
         .ok_or_else(|| DbError::Corrupt("an insert inserted nothing".into()))
+}
+
+/// Video `n` of a user: a YouTube link of its own (`n` as the 11-character id) and a queued
+/// job with the usual options.
+pub fn new_video(user_id: i64, n: usize) -> (NewVideoSource, NewJob) {
+    let id = format!("{:011}", n % 100_000_000_000);
+    (
+        NewVideoSource {
+            user_id,
+            source_type: Some(shared::model::SourceType::Youtube),
+            source_url: Some(format!("https://www.youtube.com/watch?v={id}")),
+            youtube_video_id: Some(id.clone()),
+            thumbnail_url: Some(format!("https://i.ytimg.com/vi/{id}/hqdefault.jpg")),
+            ..Default::default()
+        },
+        NewJob {
+            job_type: shared::model::JOB_TYPE_TRANSCRIPTION_AND_CLIPPING.into(),
+            payload: serde_json::json!({"video_type": "podcast", "aspect_ratio": "9:16",
+                            "clip_length_preset": "auto_0_60", "subtitle": true}),
+            max_attempts: 3,
+        },
+    )
 }

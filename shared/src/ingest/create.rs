@@ -106,7 +106,7 @@ pub(crate) async fn create(
     job: &NewJob,
     record: Record<'_>,
 ) -> Result<Outcome, ApiError> {
-    let now = crate::time::now();
+    let now = conn.now();
     let template = serde_json::to_string(&Created {
         video_source: video.stored(repo::VIDEO_ID_SLOT, now)?,
         processing_job: job.stored(repo::JOB_ID_SLOT, repo::VIDEO_ID_SLOT, now),

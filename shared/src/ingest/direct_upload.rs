@@ -209,7 +209,7 @@ pub async fn upload(
     // request writes no intent and gets the first answer, in the same round trip.
     let object_key = new_video_key(user_id);
     let token = uuid::Uuid::new_v4().to_string();
-    let now = crate::time::now();
+    let now = conn.now();
     let size = form.file.len() as u64;
     let intent = NewUpload {
         user_id,

@@ -179,7 +179,7 @@ pub async fn complete(
 ) -> Result<Completion, ApiError> {
     // The claim first (the usual case is one statement): an upload still open for completion
     // becomes ours. Only when it is not is the upload read, to say why.
-    let now = crate::time::now();
+    let now = conn.now();
     let token = uuid::Uuid::new_v4().to_string();
     let cutoff = now - cfg.upload_complete_grace;
     let claimed =

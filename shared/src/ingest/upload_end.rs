@@ -24,7 +24,7 @@ pub async fn abort(
 ) -> Result<(), ApiError> {
     // The close first (the usual case is one statement); only when it finds nothing to close is
     // the upload read, to say why.
-    let closed = uploads::close_for_user(conn, upload_id, user_id, crate::time::now()).await?;
+    let closed = uploads::close_for_user(conn, upload_id, user_id, conn.now()).await?;
     if let Some(upload) = closed {
         clean(conn, storage, &upload).await;
         return Ok(());
@@ -60,7 +60,7 @@ pub(crate) async fn clean(conn: &PooledConnection, storage: &Storage, upload: &U
         storage.delete(&upload.object_key).await
     }
     .await;
-    let now = crate::time::now();
+    let now = conn.now();
     match result {
         // Until its URLs expire a client could PUT again: it is cleaned again (and marked) then.
         Ok(()) if upload.expires_at >= now => false,
@@ -98,7 +98,7 @@ pub async fn sweep(
     grace: Duration,
     limit: u32,
 ) -> Result<SweepReport, DbError> {
-    let now = crate::time::now();
+    let now = conn.now();
     let mut report = SweepReport::default();
     for upload in uploads::to_clean(conn, now, now - grace, limit).await? {
         if matches!(

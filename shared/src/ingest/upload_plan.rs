@@ -171,7 +171,7 @@ pub async fn start(
     } else {
         None
     };
-    let now = crate::time::now();
+    let now = conn.now();
     let expires_at = crate::time::truncate(now + cfg.upload_url_ttl);
     let new = NewUpload {
         user_id,
@@ -197,7 +197,7 @@ pub async fn start(
             return Err(ApiError::from_write(e));
         }
     };
-    match presign(storage, &upload, cfg.upload_url_ttl).await {
+    match presign(storage, &upload, now, cfg.upload_url_ttl).await {
         Ok(parts) => Ok(Started {
             upload_id: upload.id,
             multipart: multipart_id.is_some(),
@@ -219,10 +219,13 @@ pub async fn start(
 async fn presign(
     storage: &Storage,
     upload: &Upload,
+    signed_at: DateTime<Utc>,
     ttl: Duration,
 ) -> Result<Vec<PartUrl>, StorageError> {
     let Some(multipart_id) = &upload.multipart_id else {
-        let url = storage.presign_put(&upload.object_key, ttl).await?;
+        let url = storage
+            .presign_put(&upload.object_key, signed_at, ttl)
+            .await?;
         return Ok(vec![PartUrl {
             part_number: 1,
             url,
@@ -234,7 +237,7 @@ async fn presign(
         let start = u64::from(n - 1) * upload.part_size;
         let size_bytes = upload.part_size.min(upload.size_bytes - start);
         let url = storage
-            .presign_part(&upload.object_key, multipart_id, n as i32, ttl)
+            .presign_part(&upload.object_key, multipart_id, n as i32, signed_at, ttl)
             .await?;
         parts.push(PartUrl {
             part_number: n,

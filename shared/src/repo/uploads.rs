@@ -235,7 +235,7 @@ pub async fn release(conn: &PooledConnection, id: i64, token: &str) -> Result<bo
         "UPDATE uploads SET status = 'pending', claim_token = NULL, claim_until = NULL, updated_at = ?3
           WHERE id = ?1 AND claim_token = ?2 AND status = 'completing'
           RETURNING 1",
-        libsql::params![id, token, crate::time::format(crate::time::now())],
+        libsql::params![id, token, crate::time::format(conn.now())],
     )
     .await
 }
@@ -266,7 +266,7 @@ pub async fn finish(
             video_source_id,
             i64::from(result_status),
             result_body,
-            crate::time::format(crate::time::now())
+            crate::time::format(conn.now())
         ],
     )
     .await

@@ -20,7 +20,7 @@ pub async fn insert(
     email: &str,
     password_hash: &str,
 ) -> Result<Option<User>, DbError> {
-    let now = crate::time::format(crate::time::now());
+    let now = crate::time::format(conn.now());
     db::query_opt(
         conn,
         "INSERT INTO users (email, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
