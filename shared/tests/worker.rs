@@ -244,26 +244,11 @@ async fn a_heartbeat_waiting_for_the_write_lock_does_not_stall_the_workers_other
     let (take_lock, lock_wanted) = tokio::sync::oneshot::channel();
     let (lock_taken, locked) = tokio::sync::oneshot::channel();
     let url = t.database.url();
-    let holder = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let db = shared::db::Db::open(&url).await.unwrap();
-            let writer = db.connect().await.unwrap();
-            lock_wanted.await.unwrap();
-            shared::db::execute(&writer, "BEGIN IMMEDIATE", ())
-                .await
-                .unwrap();
-            shared::db::execute(&writer, "UPDATE users SET email = email", ())
-                .await
-                .unwrap();
-            lock_taken.send(()).unwrap();
-            // the holder blocks its own thread, as another process would
-            std::thread::sleep(Duration::from_millis(1_500));
-            shared::db::execute(&writer, "ROLLBACK", ()).await.unwrap();
-        });
+    let holder = tokio::task::spawn_blocking(move || {
+        lock_wanted.blocking_recv().unwrap();
+        let holder = testkit::hold_write_lock(url, Duration::from_millis(1_500));
+        lock_taken.send(()).unwrap();
+        holder.join().unwrap();
     });
     let longest_gap = Arc::new(std::sync::Mutex::new(Duration::ZERO));
     let pipeline = TicksWhileLocked {
@@ -286,7 +271,7 @@ async fn a_heartbeat_waiting_for_the_write_lock_does_not_stall_the_workers_other
         .run_until(Instant::now() + Duration::from_secs(20))
         .await
         .unwrap();
-    holder.join().unwrap();
+    holder.await.unwrap();
 
     // Assert: the ticks kept their 50 ms (a heartbeat blocking the thread would make a gap of
     // about a second), and the heartbeat got through once the lock was free.

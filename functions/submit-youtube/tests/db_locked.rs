@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shared::db::Db;
 use submit_youtube::handler;
 use testkit::{json_request, read, user, TestEnv};
 
@@ -20,27 +19,7 @@ async fn a_database_locked_for_3_s_makes_requests_wait_or_answer_503_and_loses_n
     let env = TestEnv::start().await;
     let app = Arc::new(env.app().await);
     let (_, token) = user(&app, "ada@example.com").await;
-    // The other writer is another process in real life: here an OS thread of its own, so
-    // nothing the clients do can delay its release.
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let database = env.database.url();
-    let locker = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let db = Db::open(&database).await.unwrap();
-            let conn = db.connect().await.unwrap();
-            conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
-            locked_tx.send(()).unwrap();
-            std::thread::sleep(LOCK_HELD);
-            let releasing = Instant::now();
-            conn.execute("COMMIT", ()).await.unwrap();
-            releasing
-        })
-    });
-    locked_rx.recv().unwrap();
+    let locker = testkit::hold_write_lock(env.database.url(), LOCK_HELD);
 
     // Act: every client submits its links while the lock is held; a 503 is retried with the
     // same Idempotency-Key, as the contract tells clients to.

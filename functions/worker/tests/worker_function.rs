@@ -199,24 +199,8 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
         .await;
     let (user_id, _) = testkit::user(&app, "late@example.com").await;
     let file = testkit::fixture("sample-3s.mp4");
-    let request = shared::ingest::upload_plan::StartRequest {
-        filename: "late.mp4".into(),
-        size_bytes: file.len() as u64,
-        content_type: "video/mp4".into(),
-        title: None,
-        config: Default::default(),
-    };
-    let conn = app.db.connect().await.unwrap();
-    let started = shared::ingest::upload_plan::start(
-        &conn,
-        app.storage().unwrap(),
-        &app.ingest,
-        user_id,
-        &request,
-    )
-    .await
-    .unwrap();
-    testkit::put_url(&started.parts[0].url, file).await;
+    let started = testkit::uploads::start(&app, user_id, "late.mp4", file.len()).await;
+    testkit::put_url(started["parts"][0]["url"].as_str().unwrap(), file).await;
     assert_eq!(env.object_keys().len(), 1);
     env.clock.advance(Duration::from_millis(1_200));
     let db = env.db.clone();

@@ -616,3 +616,31 @@ pub async fn put_url(url: &str, body: Vec<u8>) -> (u16, Option<String>) {
     .await
     .expect("PUT task")
 }
+
+/// Another process's writer: takes the write lock of `database` (`BEGIN IMMEDIATE`) on an OS
+/// thread of its own, so nothing the test's tasks do can delay its release, and holds it for
+/// `hold`. Returns once the lock is held; the thread's result is the instant it let go.
+pub fn hold_write_lock(
+    database: DatabaseUrl,
+    hold: std::time::Duration,
+) -> std::thread::JoinHandle<std::time::Instant> {
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let db = Db::open(&database).await.unwrap();
+            let conn = db.connect().await.unwrap();
+            conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(hold);
+            let releasing = std::time::Instant::now();
+            conn.execute("COMMIT", ()).await.unwrap();
+            releasing
+        })
+    });
+    locked_rx.recv().expect("the lock is taken");
+    holder
+}
