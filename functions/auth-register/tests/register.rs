@@ -1,5 +1,9 @@
 use auth_register::handler;
+use lambda_http::http::HeaderMap;
+use lambda_http::Request;
 use serde_json::json;
+use serde_json::Value;
+use shared::app::App;
 use testkit::{assert_error, json_request, read, request, TestEnv};
 
 const PATH: &str = "/auth/register";
@@ -15,7 +19,7 @@ async fn sign_up_creates_the_account_and_returns_a_working_token() {
         None,
         &json!({"email": "  Ada@Example.COM ", "password": "correct horse"}),
     );
-    let (status, _, body) = read(handler(&app, req).await.unwrap());
+    let (status, _, body) = call(&app, req).await;
 
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["user"]["email"], "ada@example.com");
@@ -48,7 +52,7 @@ async fn a_taken_email_is_409_whatever_its_case() {
         None,
         &json!({"email": "ada@example.com", "password": "password-1"}),
     );
-    assert_eq!(read(handler(&app, first).await.unwrap()).0, 201);
+    assert_eq!(call(&app, first).await.0, 201);
 
     let again = json_request(
         "POST",
@@ -56,7 +60,7 @@ async fn a_taken_email_is_409_whatever_its_case() {
         None,
         &json!({"email": "ADA@example.com", "password": "password-2"}),
     );
-    assert_error(read(handler(&app, again).await.unwrap()), 409, "conflict");
+    assert_error(call(&app, again).await, 409, "conflict");
     assert_eq!(env.count("SELECT count(*) FROM users").await, 1);
 }
 
@@ -90,11 +94,7 @@ async fn bad_emails_passwords_and_fields_are_422_and_bad_bodies_400() {
             "admin",
         ),
     ] {
-        let resp = read(
-            handler(&app, json_request("POST", PATH, None, &body))
-                .await
-                .unwrap(),
-        );
+        let resp = call(&app, json_request("POST", PATH, None, &body)).await;
         let err = assert_error(resp, 422, "validation_failed");
         assert!(
             err["error"]["details"]["fields"][field].is_string(),
@@ -108,12 +108,13 @@ async fn bad_emails_passwords_and_fields_are_422_and_bad_bodies_400() {
         Some("application/json"),
         "{\"email\":".into(),
     );
-    assert_error(
-        read(handler(&app, broken).await.unwrap()),
-        400,
-        "bad_request",
-    );
+    assert_error(call(&app, broken).await, 400, "bad_request");
     let text = request("POST", PATH, None, Some("text/plain"), "{}".into());
-    assert_error(read(handler(&app, text).await.unwrap()), 400, "bad_request");
+    assert_error(call(&app, text).await, 400, "bad_request");
     assert_eq!(env.count("SELECT count(*) FROM users").await, 0);
+}
+
+/// The handler's answer to `req`: status, headers and JSON body.
+async fn call(app: &App, req: Request) -> (u16, HeaderMap, Value) {
+    read(handler(app, req).await.unwrap())
 }

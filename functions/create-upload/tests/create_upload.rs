@@ -1,8 +1,11 @@
 //! POST /viral-clip/video/uploads: what is refused before any URL is handed out.
 
 use create_upload::handler;
+use lambda_http::http::HeaderMap;
 use lambda_http::Body;
+use lambda_http::Request;
 use serde_json::{json, Value};
+use shared::app::App;
 use testkit::{assert_error, json_request, read, request, user, TestEnv};
 
 const PATH: &str = "/viral-clip/video/uploads";
@@ -18,18 +21,15 @@ async fn a_large_file_gets_one_url_per_part_and_a_pending_upload_row() {
     let (_, token) = user(&app, "a@example.com").await;
     let size: u64 = 3 * 1024 * 1024 * 1024 + 17; // 3 GiB and a bit
 
-    let (status, _, body) = read(
-        handler(
-            &app,
-            start(
-                Some(&token),
-                json!({"filename": "talk.mov", "size_bytes": size,
+    let (status, _, body) = call(
+        &app,
+        start(
+            Some(&token),
+            json!({"filename": "talk.mov", "size_bytes": size,
             "content_type": "video/quicktime"}),
-            ),
-        )
-        .await
-        .unwrap(),
-    );
+        ),
+    )
+    .await;
 
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["multipart"], true);
@@ -67,18 +67,15 @@ async fn bad_fields_are_named_in_a_422_and_nothing_is_recorded() {
     let app = env.app().await;
     let (_, token) = user(&app, "a@example.com").await;
 
-    let resp = read(
-        handler(
-            &app,
-            start(
-                Some(&token),
-                json!({"filename": "", "size_bytes": "big",
+    let resp = call(
+        &app,
+        start(
+            Some(&token),
+            json!({"filename": "", "size_bytes": "big",
             "aspect_ratio": "3:2", "colour": "red"}),
-            ),
-        )
-        .await
-        .unwrap(),
-    );
+        ),
+    )
+    .await;
 
     let body = assert_error(resp, 422, "validation_failed");
     let fields = &body["error"]["details"]["fields"];
@@ -94,30 +91,24 @@ async fn over_10_gib_is_a_413_and_a_non_video_type_a_415() {
     let app = env.app().await;
     let (_, token) = user(&app, "a@example.com").await;
 
-    let too_big = read(
-        handler(
-            &app,
-            start(
-                Some(&token),
-                json!({"filename": "a.mp4",
+    let too_big = call(
+        &app,
+        start(
+            Some(&token),
+            json!({"filename": "a.mp4",
             "size_bytes": 10u64 * 1024 * 1024 * 1024 + 1}),
-            ),
-        )
-        .await
-        .unwrap(),
-    );
-    let image = read(
-        handler(
-            &app,
-            start(
-                Some(&token),
-                json!({"filename": "a.png", "size_bytes": 100,
+        ),
+    )
+    .await;
+    let image = call(
+        &app,
+        start(
+            Some(&token),
+            json!({"filename": "a.png", "size_bytes": 100,
             "content_type": "image/png"}),
-            ),
-        )
-        .await
-        .unwrap(),
-    );
+        ),
+    )
+    .await;
 
     let body = assert_error(too_big, 413, "payload_too_large");
     assert!(body["error"]["message"]
@@ -134,28 +125,22 @@ async fn no_token_is_a_401_and_a_non_json_body_a_400() {
     let app = env.app().await;
     let (_, token) = user(&app, "a@example.com").await;
 
-    let anonymous = read(
-        handler(
-            &app,
-            start(None, json!({"filename": "a.mp4", "size_bytes": 1})),
-        )
-        .await
-        .unwrap(),
-    );
-    let text = read(
-        handler(
-            &app,
-            request(
-                "POST",
-                PATH,
-                Some(&token),
-                Some("text/plain"),
-                Body::from("hi"),
-            ),
-        )
-        .await
-        .unwrap(),
-    );
+    let anonymous = call(
+        &app,
+        start(None, json!({"filename": "a.mp4", "size_bytes": 1})),
+    )
+    .await;
+    let text = call(
+        &app,
+        request(
+            "POST",
+            PATH,
+            Some(&token),
+            Some("text/plain"),
+            Body::from("hi"),
+        ),
+    )
+    .await;
     let wrong_method = handler(&app, request("GET", PATH, Some(&token), None, Body::Empty))
         .await
         .unwrap();
@@ -173,19 +158,21 @@ async fn storage_down_is_a_503_and_no_upload_is_recorded() {
         .await;
     let (_, token) = user(&app, "a@example.com").await;
 
-    let resp = read(
-        handler(
-            &app,
-            start(
-                Some(&token),
-                json!({"filename": "a.mp4",
+    let resp = call(
+        &app,
+        start(
+            Some(&token),
+            json!({"filename": "a.mp4",
             "size_bytes": 100 * 1024 * 1024}),
-            ),
-        )
-        .await
-        .unwrap(),
-    );
+        ),
+    )
+    .await;
 
     assert_error(resp, 503, "unavailable");
     assert_eq!(env.count("SELECT count(*) FROM uploads").await, 0);
+}
+
+/// The handler's answer to `req`: status, headers and JSON body.
+async fn call(app: &App, req: Request) -> (u16, HeaderMap, Value) {
+    read(handler(app, req).await.unwrap())
 }

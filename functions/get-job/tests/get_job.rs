@@ -1,4 +1,6 @@
 use get_job::handler;
+use lambda_http::http::HeaderMap;
+use lambda_http::Request;
 use lambda_http::RequestExt;
 use serde_json::{json, Value};
 use shared::app::App;
@@ -35,11 +37,7 @@ async fn the_owner_gets_the_jobs_status_and_progress() {
     let (a, token) = user(&app, "ada@example.com").await;
     let job_id = job_of(&app, a).await;
 
-    let (status, _, body) = read(
-        handler(&app, get(Some(&token), &job_id.to_string()))
-            .await
-            .unwrap(),
-    );
+    let (status, _, body) = call(&app, get(Some(&token), &job_id.to_string())).await;
 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["id"], job_id);
@@ -84,7 +82,7 @@ async fn another_users_job_a_missing_job_and_malformed_ids_are_all_404() {
         "".into(),
     ] {
         assert_error(
-            read(handler(&app, get(Some(&token_b), &raw)).await.unwrap()),
+            call(&app, get(Some(&token_b), &raw)).await,
             404,
             "not_found",
         );
@@ -95,9 +93,10 @@ async fn another_users_job_a_missing_job_and_malformed_ids_are_all_404() {
 async fn no_token_is_401() {
     let env = TestEnv::start().await;
     let app = env.app().await;
-    assert_error(
-        read(handler(&app, get(None, "1")).await.unwrap()),
-        401,
-        "unauthorized",
-    );
+    assert_error(call(&app, get(None, "1")).await, 401, "unauthorized");
+}
+
+/// The handler's answer to `req`: status, headers and JSON body.
+async fn call(app: &App, req: Request) -> (u16, HeaderMap, Value) {
+    read(handler(app, req).await.unwrap())
 }

@@ -1,3 +1,5 @@
+use lambda_http::http::HeaderMap;
+use lambda_http::Request;
 use std::collections::HashSet;
 
 use list_videos::handler;
@@ -161,16 +163,17 @@ async fn bad_limits_cursors_and_statuses_are_422_and_no_token_is_401() {
             None,
             "".into(),
         );
-        let body = assert_error(
-            read(handler(&app, req).await.unwrap()),
-            422,
-            "validation_failed",
-        );
+        let body = assert_error(call(&app, req).await, 422, "validation_failed");
         assert!(
             body["error"]["details"]["fields"][field].is_string(),
             "{query}: {body}"
         );
     }
     let req = request("GET", "/viral-clip/videos", None, None, "".into());
-    assert_error(read(handler(&app, req).await.unwrap()), 401, "unauthorized");
+    assert_error(call(&app, req).await, 401, "unauthorized");
+}
+
+/// The handler's answer to `req`: status, headers and JSON body.
+async fn call(app: &App, req: Request) -> (u16, HeaderMap, Value) {
+    read(handler(app, req).await.unwrap())
 }

@@ -1,4 +1,8 @@
+use lambda_http::http::HeaderMap;
+use lambda_http::Request;
 use serde_json::json;
+use serde_json::Value;
+use shared::app::App;
 use submit_youtube::handler;
 use testkit::{assert_error, bad_tokens, json_request, read, request, user, TestEnv};
 
@@ -134,11 +138,7 @@ async fn malformed_json_and_wrong_content_types_are_400() {
         Some("application/json"),
         r#"{"youtube_url": "#.into(),
     );
-    assert_error(
-        read(handler(&app, bad_json).await.unwrap()),
-        400,
-        "bad_request",
-    );
+    assert_error(call(&app, bad_json).await, 400, "bad_request");
     let form = request(
         "POST",
         PATH,
@@ -146,7 +146,7 @@ async fn malformed_json_and_wrong_content_types_are_400() {
         Some("application/x-www-form-urlencoded"),
         "youtube_url=x".into(),
     );
-    assert_error(read(handler(&app, form).await.unwrap()), 400, "bad_request");
+    assert_error(call(&app, form).await, 400, "bad_request");
     let none = request(
         "POST",
         PATH,
@@ -154,7 +154,7 @@ async fn malformed_json_and_wrong_content_types_are_400() {
         None,
         r#"{"youtube_url": "https://youtu.be/dQw4w9WgXcQ"}"#.into(),
     );
-    assert_error(read(handler(&app, none).await.unwrap()), 400, "bad_request");
+    assert_error(call(&app, none).await, 400, "bad_request");
     let binary = request(
         "POST",
         PATH,
@@ -162,11 +162,7 @@ async fn malformed_json_and_wrong_content_types_are_400() {
         Some("application/json"),
         vec![0xff, 0xfe, 0x00].into(),
     );
-    assert_error(
-        read(handler(&app, binary).await.unwrap()),
-        400,
-        "bad_request",
-    );
+    assert_error(call(&app, binary).await, 400, "bad_request");
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 0);
 }
 
@@ -220,11 +216,7 @@ async fn missing_malformed_forged_expired_and_alg_none_tokens_are_401() {
     let body = json!({"youtube_url": "https://youtu.be/dQw4w9WgXcQ"});
 
     let no_token = json_request("POST", PATH, None, &body);
-    assert_error(
-        read(handler(&app, no_token).await.unwrap()),
-        401,
-        "unauthorized",
-    );
+    assert_error(call(&app, no_token).await, 401, "unauthorized");
     for token in [
         "garbage".to_owned(),
         bad_tokens::forged(user_id),
@@ -242,11 +234,7 @@ async fn missing_malformed_forged_expired_and_alg_none_tokens_are_401() {
     basic
         .headers_mut()
         .insert("authorization", "Basic YWRhOnB3".parse().unwrap());
-    assert_error(
-        read(handler(&app, basic).await.unwrap()),
-        401,
-        "unauthorized",
-    );
+    assert_error(call(&app, basic).await, 401, "unauthorized");
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 0);
 }
 
@@ -263,8 +251,8 @@ async fn the_same_idempotency_key_twice_gives_one_video_and_the_same_ids() {
         req
     };
 
-    let (s1, h1, first) = read(handler(&app, keyed()).await.unwrap());
-    let (s2, h2, second) = read(handler(&app, keyed()).await.unwrap());
+    let (s1, h1, first) = call(&app, keyed()).await;
+    let (s2, h2, second) = call(&app, keyed()).await;
 
     assert_eq!((s1, s2), (201, 201));
     assert_eq!(first, second, "the first response, replayed");
@@ -282,14 +270,14 @@ async fn the_same_idempotency_key_twice_gives_one_video_and_the_same_ids() {
     other
         .headers_mut()
         .insert("idempotency-key", "3f1c2a9e-key-1".parse().unwrap());
-    assert_error(read(handler(&app, other).await.unwrap()), 409, "conflict");
+    assert_error(call(&app, other).await, 409, "conflict");
     // another user's identical key is theirs alone
     let (_, token_b) = user(&app, "bob@example.com").await;
     let mut theirs = json_request("POST", PATH, Some(&token_b), &body);
     theirs
         .headers_mut()
         .insert("idempotency-key", "3f1c2a9e-key-1".parse().unwrap());
-    let (status, _, created) = read(handler(&app, theirs).await.unwrap());
+    let (status, _, created) = call(&app, theirs).await;
     assert_eq!(status, 201);
     assert_ne!(created["video_source"]["id"], first["video_source"]["id"]);
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 2);
@@ -308,7 +296,7 @@ async fn concurrent_requests_with_one_idempotency_key_create_one_video() {
             req.headers_mut()
                 .insert("idempotency-key", "same-key".parse().unwrap());
             let app = app.clone();
-            tokio::spawn(async move { read(handler(&app, req).await.unwrap()) })
+            tokio::spawn(async move { call(&app, req).await })
         })
         .collect();
     let mut ids = std::collections::HashSet::new();
@@ -326,12 +314,13 @@ async fn concurrent_requests_with_one_idempotency_key_create_one_video() {
 async fn other_methods_are_405() {
     let env = TestEnv::start().await;
     let app = env.app().await;
-    let (status, headers, body) = read(
-        handler(&app, request("GET", PATH, None, None, "".into()))
-            .await
-            .unwrap(),
-    );
+    let (status, headers, body) = call(&app, request("GET", PATH, None, None, "".into())).await;
     assert_eq!(status, 405);
     assert_eq!(headers.get("allow").unwrap(), "POST");
     assert_eq!(body["error"]["code"], "method_not_allowed");
+}
+
+/// The handler's answer to `req`: status, headers and JSON body.
+async fn call(app: &App, req: Request) -> (u16, HeaderMap, Value) {
+    read(handler(app, req).await.unwrap())
 }

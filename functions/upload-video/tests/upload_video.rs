@@ -1,4 +1,8 @@
+use lambda_http::http::HeaderMap;
 use lambda_http::Body;
+use lambda_http::Request;
+use serde_json::Value;
+use shared::app::App;
 use shared::storage::Storage;
 use testkit::{assert_error, fixture, multipart, read, request, user, TestEnv};
 use upload_video::handler;
@@ -45,14 +49,11 @@ async fn an_mp4_upload_stores_the_same_bytes_at_a_key_of_the_required_form_and_q
     let (user_id, token) = user(&app, "ada@example.com").await;
     let video = fixture("sample-3s.mp4");
 
-    let (status, _, body) = read(
-        handler(
-            &app,
-            upload(&token, &[], &[("file", "My Talk.mp4", &video)]),
-        )
-        .await
-        .unwrap(),
-    );
+    let (status, _, body) = call(
+        &app,
+        upload(&token, &[], &[("file", "My Talk.mp4", &video)]),
+    )
+    .await;
 
     assert_eq!(status, 201, "{body}");
     let source = &body["video_source"];
@@ -93,11 +94,8 @@ async fn a_mov_file_and_options_as_fields_or_as_a_config_part_are_accepted() {
         ("subtitle", "false"),
         ("title", "Trip"),
     ];
-    let (status, _, body) = read(
-        handler(&app, upload(&token, &fields, &[("file", "trip.mov", &mov)]))
-            .await
-            .unwrap(),
-    );
+    let (status, _, body) =
+        call(&app, upload(&token, &fields, &[("file", "trip.mov", &mov)])).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["video_source"]["title"], "Trip");
     assert_eq!(body["video_source"]["duration_seconds"], 4);
@@ -108,11 +106,7 @@ async fn a_mov_file_and_options_as_fields_or_as_a_config_part_are_accepted() {
         "config",
         r#"{"clip_length_preset": "0_30", "aspect_ratio": "16:9"}"#,
     )];
-    let (status, _, body) = read(
-        handler(&app, upload(&token, &config, &[("file", "a.mp4", &mov)]))
-            .await
-            .unwrap(),
-    );
+    let (status, _, body) = call(&app, upload(&token, &config, &[("file", "a.mp4", &mov)])).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         body["processing_job"]["payload"]["clip_length_preset"],
@@ -131,52 +125,32 @@ async fn files_that_are_not_videos_are_415_and_damaged_or_empty_ones_are_422_wit
 
     let text = b"this is just text, named like a video".to_vec();
     assert_error(
-        read(
-            handler(&app, upload(&token, &[], &[("file", "notes.mp4", &text)]))
-                .await
-                .unwrap(),
-        ),
+        call(&app, upload(&token, &[], &[("file", "notes.mp4", &text)])).await,
         415,
         "unsupported_media_type",
     );
     let audio = fixture("audio-only-2s.m4a");
     assert_error(
-        read(
-            handler(&app, upload(&token, &[], &[("file", "song.mp4", &audio)]))
-                .await
-                .unwrap(),
-        ),
+        call(&app, upload(&token, &[], &[("file", "song.mp4", &audio)])).await,
         415,
         "unsupported_media_type",
     );
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     assert_error(
-        read(
-            handler(&app, upload(&token, &[], &[("file", "a.mp4", &png)]))
-                .await
-                .unwrap(),
-        ),
+        call(&app, upload(&token, &[], &[("file", "a.mp4", &png)])).await,
         415,
         "unsupported_media_type",
     );
 
     let body = assert_error(
-        read(
-            handler(&app, upload(&token, &[], &[("file", "empty.mp4", b"")]))
-                .await
-                .unwrap(),
-        ),
+        call(&app, upload(&token, &[], &[("file", "empty.mp4", b"")])).await,
         422,
         "validation_failed",
     );
     assert_eq!(body["error"]["details"]["fields"]["file"], "is empty");
     let truncated = &video[..video.len() / 2];
     let body = assert_error(
-        read(
-            handler(&app, upload(&token, &[], &[("file", "cut.mp4", truncated)]))
-                .await
-                .unwrap(),
-        ),
+        call(&app, upload(&token, &[], &[("file", "cut.mp4", truncated)])).await,
         422,
         "validation_failed",
     );
@@ -207,7 +181,7 @@ async fn broken_forms_are_400_and_bad_fields_are_422_naming_them() {
         Some("application/json"),
         Body::from("{}"),
     );
-    assert_error(read(handler(&app, json).await.unwrap()), 400, "bad_request");
+    assert_error(call(&app, json).await, 400, "bad_request");
     let no_boundary = request(
         "POST",
         PATH,
@@ -215,11 +189,7 @@ async fn broken_forms_are_400_and_bad_fields_are_422_naming_them() {
         Some("multipart/form-data"),
         Body::from("x"),
     );
-    assert_error(
-        read(handler(&app, no_boundary).await.unwrap()),
-        400,
-        "bad_request",
-    );
+    assert_error(call(&app, no_boundary).await, 400, "bad_request");
     let garbage = request(
         "POST",
         PATH,
@@ -227,18 +197,10 @@ async fn broken_forms_are_400_and_bad_fields_are_422_naming_them() {
         Some("multipart/form-data; boundary=zzz"),
         Body::from("no parts here"),
     );
-    assert_error(
-        read(handler(&app, garbage).await.unwrap()),
-        400,
-        "bad_request",
-    );
+    assert_error(call(&app, garbage).await, 400, "bad_request");
 
     let body = assert_error(
-        read(
-            handler(&app, upload(&token, &[("title", "x")], &[]))
-                .await
-                .unwrap(),
-        ),
+        call(&app, upload(&token, &[("title", "x")], &[])).await,
         422,
         "validation_failed",
     );
@@ -252,11 +214,7 @@ async fn broken_forms_are_400_and_bad_fields_are_422_naming_them() {
         ("video_type", "news"),
     ];
     let body = assert_error(
-        read(
-            handler(&app, upload(&token, &both, &[("file", "a.mp4", &video)]))
-                .await
-                .unwrap(),
-        ),
+        call(&app, upload(&token, &both, &[("file", "a.mp4", &video)])).await,
         422,
         "validation_failed",
     );
@@ -271,11 +229,7 @@ async fn broken_forms_are_400_and_bad_fields_are_422_naming_them() {
         ("colour", "red"),
     ];
     let body = assert_error(
-        read(
-            handler(&app, upload(&token, &bad, &[("file", "a.mp4", &video)]))
-                .await
-                .unwrap(),
-        ),
+        call(&app, upload(&token, &bad, &[("file", "a.mp4", &video)])).await,
         422,
         "validation_failed",
     );
@@ -289,14 +243,11 @@ async fn broken_forms_are_400_and_bad_fields_are_422_naming_them() {
 
     let bad_config = [("config", r#"{"video_type": "cats", "extra": 1}"#)];
     let body = assert_error(
-        read(
-            handler(
-                &app,
-                upload(&token, &bad_config, &[("file", "a.mp4", &video)]),
-            )
-            .await
-            .unwrap(),
-        ),
+        call(
+            &app,
+            upload(&token, &bad_config, &[("file", "a.mp4", &video)]),
+        )
+        .await,
         422,
         "validation_failed",
     );
@@ -308,11 +259,7 @@ async fn broken_forms_are_400_and_bad_fields_are_422_naming_them() {
         &[],
         &[("file", "a.mp4", &video), ("file", "b.mp4", &video)],
     );
-    assert_error(
-        read(handler(&app, two_files).await.unwrap()),
-        422,
-        "validation_failed",
-    );
+    assert_error(call(&app, two_files).await, 422, "validation_failed");
 
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 0);
     assert!(env.object_keys().is_empty());
@@ -328,11 +275,7 @@ async fn an_upload_over_the_limit_is_413_naming_the_limit_and_the_large_upload_r
     let video = fixture("sample-3s.mp4"); // 6.3 KB
 
     let body = assert_error(
-        read(
-            handler(&app, upload(&token, &[], &[("file", "a.mp4", &video)]))
-                .await
-                .unwrap(),
-        ),
+        call(&app, upload(&token, &[], &[("file", "a.mp4", &video)])).await,
         413,
         "payload_too_large",
     );
@@ -344,11 +287,7 @@ async fn an_upload_over_the_limit_is_413_naming_the_limit_and_the_large_upload_r
     );
     let huge = vec![0u8; 200 * 1024];
     assert_error(
-        read(
-            handler(&app, upload(&token, &[], &[("file", "a.mp4", &huge)]))
-                .await
-                .unwrap(),
-        ),
+        call(&app, upload(&token, &[], &[("file", "a.mp4", &huge)])).await,
         413,
         "payload_too_large",
     );
@@ -363,14 +302,11 @@ async fn storage_down_is_503_and_no_row_is_written() {
         .await;
     let (_, token) = user(&app, "ada@example.com").await;
 
-    let resp = read(
-        handler(
-            &app,
-            upload(&token, &[], &[("file", "a.mp4", &fixture("sample-3s.mp4"))]),
-        )
-        .await
-        .unwrap(),
-    );
+    let resp = call(
+        &app,
+        upload(&token, &[], &[("file", "a.mp4", &fixture("sample-3s.mp4"))]),
+    )
+    .await;
 
     let body = assert_error(resp, 503, "unavailable");
     assert!(
@@ -388,14 +324,11 @@ async fn an_upload_by_a_vanished_account_is_401_and_stores_nothing() {
     // a valid token for an account that does not exist: the video row's foreign key fails
     let (token, _) = app.auth.issue(424_242).unwrap();
 
-    let resp = read(
-        handler(
-            &app,
-            upload(&token, &[], &[("file", "a.mp4", &fixture("sample-3s.mp4"))]),
-        )
-        .await
-        .unwrap(),
-    );
+    let resp = call(
+        &app,
+        upload(&token, &[], &[("file", "a.mp4", &fixture("sample-3s.mp4"))]),
+    )
+    .await;
 
     assert_error(resp, 401, "unauthorized");
     assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 0);
@@ -419,8 +352,8 @@ async fn the_same_idempotency_key_twice_stores_one_object_and_one_video() {
         req
     };
 
-    let (s1, _, first) = read(handler(&app, keyed()).await.unwrap());
-    let (s2, _, second) = read(handler(&app, keyed()).await.unwrap());
+    let (s1, _, first) = call(&app, keyed()).await;
+    let (s2, _, second) = call(&app, keyed()).await;
 
     assert_eq!((s1, s2), (201, 201));
     assert_eq!(first["video_source"]["id"], second["video_source"]["id"]);
@@ -438,6 +371,11 @@ async fn no_token_is_401_before_anything_is_read() {
     let app = env.app().await;
     let (content_type, body) = multipart(&[], &[("file", "a.mp4", &fixture("sample-3s.mp4"))]);
     let req = request("POST", PATH, None, Some(&content_type), Body::Binary(body));
-    assert_error(read(handler(&app, req).await.unwrap()), 401, "unauthorized");
+    assert_error(call(&app, req).await, 401, "unauthorized");
     assert!(env.object_keys().is_empty());
+}
+
+/// The handler's answer to `req`: status, headers and JSON body.
+async fn call(app: &App, req: Request) -> (u16, HeaderMap, Value) {
+    read(handler(app, req).await.unwrap())
 }

@@ -1,3 +1,4 @@
+use lambda_http::http::HeaderMap;
 use testkit::{read_raw, request};
 use web_page::{handler, Page};
 
@@ -13,14 +14,7 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_no_outside_reso
         ("/viral-clip/assets/app.css", "text/css; charset=utf-8"),
         ("/viral-clip/assets/placeholder.svg", "image/svg+xml"),
     ] {
-        let (status, headers, body) = read_raw(
-            handler(
-                &Page::default(),
-                request("GET", path, None, None, "".into()),
-            )
-            .await
-            .unwrap(),
-        );
+        let (status, headers, body) = get(&Page::default(), "GET", path).await;
         assert_eq!(status, 200, "{path}");
         assert_eq!(headers["content-type"], content_type, "{path}");
         let text = String::from_utf8(body).unwrap();
@@ -32,53 +26,21 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_no_outside_reso
             assert!(hits.is_empty(), "{path} loads {outside}: {hits:?}");
         }
     }
-    let (_, _, html) = read_raw(
-        handler(
-            &Page::default(),
-            request("GET", "/viral-clip", None, None, "".into()),
-        )
-        .await
-        .unwrap(),
-    );
+    let (_, _, html) = get(&Page::default(), "GET", "/viral-clip").await;
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains("/viral-clip/assets/app.js") && html.contains("<label"));
 }
 
 #[tokio::test]
 async fn unknown_assets_are_404_and_other_methods_405() {
-    let (status, _, _) = read_raw(
-        handler(
-            &Page::default(),
-            request("GET", "/viral-clip/assets/nope.js", None, None, "".into()),
-        )
-        .await
-        .unwrap(),
-    );
-    assert_eq!(status, 404);
-    let (status, _, _) = read_raw(
-        handler(
-            &Page::default(),
-            request(
-                "GET",
-                "/viral-clip/assets/../../etc/passwd",
-                None,
-                None,
-                "".into(),
-            ),
-        )
-        .await
-        .unwrap(),
-    );
-    assert_eq!(status, 404);
-    let (status, _, _) = read_raw(
-        handler(
-            &Page::default(),
-            request("POST", "/viral-clip", None, None, "".into()),
-        )
-        .await
-        .unwrap(),
-    );
-    assert_eq!(status, 405);
+    for (method, path, status) in [
+        ("GET", "/viral-clip/assets/nope.js", 404),
+        ("GET", "/viral-clip/assets/../../etc/passwd", 404),
+        ("POST", "/viral-clip", 405),
+    ] {
+        let (got, _, _) = get(&Page::default(), method, path).await;
+        assert_eq!(got, status, "{method} {path}");
+    }
 }
 
 #[tokio::test]
@@ -89,11 +51,7 @@ async fn the_page_knows_the_direct_upload_limit_and_may_put_to_the_object_store(
     ]);
     let page = Page::from_env(&env).unwrap();
 
-    let (status, headers, body) = read_raw(
-        handler(&page, request("GET", "/viral-clip", None, None, "".into()))
-            .await
-            .unwrap(),
-    );
+    let (status, headers, body) = get(&page, "GET", "/viral-clip").await;
 
     assert_eq!(status, 200);
     let html = String::from_utf8(body).unwrap();
@@ -104,4 +62,13 @@ async fn the_page_knows_the_direct_upload_limit_and_may_put_to_the_object_store(
         "{csp}"
     );
     assert!(Page::from_env(&shared::config::Env::from_pairs([("S3_ENDPOINT", "nope")])).is_err());
+}
+
+/// The page's answer to `method path` without a body: status, headers, raw body.
+async fn get(page: &Page, method: &str, path: &str) -> (u16, HeaderMap, Vec<u8>) {
+    read_raw(
+        handler(page, request(method, path, None, None, "".into()))
+            .await
+            .unwrap(),
+    )
 }
