@@ -1,7 +1,6 @@
 //! What an HTTP function holds for its whole life: configuration read once, the database
 //! opened (and migrated) once, the token keys and the storage client built once per cold start.
 
-use crate::time::Clock;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use crate::db::{Db, DbError};
 use crate::error::ApiError;
 use crate::ingest::IngestConfig;
 use crate::storage::{Storage, StorageConfig};
+use crate::time::Clock;
 
 /// Which optional parts a function uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -241,10 +241,6 @@ impl Db {
         self
     }
 
-    pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
     pub fn is_local(&self) -> bool {
         self.idle.is_some()
     }
@@ -867,8 +863,9 @@ pub async fn wrote_row(
 
 /// Retries `op` a few times, with jittered back-off, while the database answers busy.
 /// A local statement's wait for the lock ([`BusyWait`]) is not first-come-first-served, so a
-/// writer can be starved past its timeout; this bounded retry is the second line of defence. `op` must be atomic (a single
-/// statement or a whole transaction), so a busy failure has written nothing.
+/// writer can be starved past its timeout; this bounded retry is the second line of defence.
+/// `op` must be atomic (a single statement or a whole transaction), so a busy failure has
+/// written nothing.
 pub async fn retry_busy<T, F, Fut>(mut op: F) -> Result<T, DbError>
 where
     F: FnMut() -> Fut,

@@ -199,11 +199,11 @@ async fn no_job_is_taken_when_too_little_time_is_left_to_finish_it() {
     );
 }
 
-/// Asks for the write lock to be taken, then ticks for a while on the worker's runtime,
-/// recording the longest gap between its ticks.
+/// Has another process's writer take the write lock of `database` for `hold`, then ticks for
+/// a while on the worker's runtime, recording the longest gap between its ticks.
 struct TicksWhileLocked {
-    lock: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-    locked: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    database: shared::config::DatabaseUrl,
+    hold: Duration,
     longest_gap: Arc<std::sync::Mutex<Duration>>,
 }
 
@@ -219,10 +219,10 @@ impl Pipeline for TicksWhileLocked {
         _: &'a ClaimedJob,
         _: &'a Progress,
     ) -> Result<serde_json::Value, PipelineError> {
-        let take_lock = self.lock.lock().unwrap().take().expect("one job");
-        take_lock.send(()).unwrap();
-        let locked = self.locked.lock().await.take().expect("one job");
-        locked.await.unwrap();
+        let (database, hold) = (self.database.clone(), self.hold);
+        let holder = tokio::task::spawn_blocking(move || testkit::hold_write_lock(database, hold))
+            .await
+            .unwrap();
         let mut last = Instant::now();
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -231,6 +231,9 @@ impl Pipeline for TicksWhileLocked {
             *longest = (*longest).max(gap);
             last = Instant::now();
         }
+        tokio::task::spawn_blocking(move || holder.join().unwrap())
+            .await
+            .unwrap();
         Ok(json!({"ticked": true}))
     }
 }
@@ -241,19 +244,10 @@ async fn a_heartbeat_waiting_for_the_write_lock_does_not_stall_the_workers_other
     // holds the write lock; the job ticks every 50 ms on the same (one-thread) runtime.
     let t = TestEnv::start().await;
     let job_id = t.enqueue(1).await[0].1.id;
-    let (take_lock, lock_wanted) = tokio::sync::oneshot::channel();
-    let (lock_taken, locked) = tokio::sync::oneshot::channel();
-    let url = t.database.url();
-    let holder = tokio::task::spawn_blocking(move || {
-        lock_wanted.blocking_recv().unwrap();
-        let holder = testkit::hold_write_lock(url, Duration::from_millis(1_500));
-        lock_taken.send(()).unwrap();
-        holder.join().unwrap();
-    });
     let longest_gap = Arc::new(std::sync::Mutex::new(Duration::ZERO));
     let pipeline = TicksWhileLocked {
-        lock: std::sync::Mutex::new(Some(take_lock)),
-        locked: tokio::sync::Mutex::new(Some(locked)),
+        database: t.database.url(),
+        hold: Duration::from_millis(1_500),
         longest_gap: longest_gap.clone(),
     };
     let cfg = WorkerConfig {
@@ -271,7 +265,6 @@ async fn a_heartbeat_waiting_for_the_write_lock_does_not_stall_the_workers_other
         .run_until(Instant::now() + Duration::from_secs(20))
         .await
         .unwrap();
-    holder.await.unwrap();
 
     // Assert: the ticks kept their 50 ms (a heartbeat blocking the thread would make a gap of
     // about a second), and the heartbeat got through once the lock was free.

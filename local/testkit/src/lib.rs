@@ -633,11 +633,13 @@ pub fn hold_write_lock(
         rt.block_on(async {
             let db = Db::open(&database).await.unwrap();
             let conn = db.connect().await.unwrap();
-            conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
+            shared::db::execute(&conn, "BEGIN IMMEDIATE", ())
+                .await
+                .unwrap();
             locked_tx.send(()).unwrap();
             std::thread::sleep(hold);
             let releasing = std::time::Instant::now();
-            conn.execute("COMMIT", ()).await.unwrap();
+            shared::db::execute(&conn, "COMMIT", ()).await.unwrap();
             releasing
         })
     });
