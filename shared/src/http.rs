@@ -26,6 +26,13 @@ pub fn json_text(status: StatusCode, text: String) -> Response {
     with_json_type(status, text)
 }
 
+/// `204 No Content`: done, nothing to say.
+pub fn no_content() -> Response {
+    let mut resp = http::Response::new(String::new());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
+}
+
 fn with_json_type(status: StatusCode, text: String) -> Response {
     let mut resp = http::Response::new(text);
     *resp.status_mut() = status;

@@ -12,6 +12,8 @@
 //! - [`youtube`], [`clip_config`], [`title`], [`media`]: typed, parsed inputs.
 //! - [`storage`]: the S3-compatible object store.
 //! - [`ingest`] (a module per flow), [`history`]: what the ingest and history routes do.
+//! - [`videos`]: one of the caller's videos looked at, deleted or tried again, and the purge of
+//!   what deleted videos left in the store.
 
 pub mod app;
 pub mod auth;
@@ -32,5 +34,6 @@ pub mod storage;
 pub mod telemetry;
 pub mod time;
 pub mod title;
+pub mod videos;
 pub mod worker;
 pub mod youtube;

@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "0004_write_guards",
         include_str!("../../migrations/0004_write_guards.sql"),
     ),
+    Migration::new(
+        5,
+        "0005_delete_retry_and_fair_claims",
+        include_str!("../../migrations/0005_delete_retry_and_fair_claims.sql"),
+    ),
 ];
 
 /// SHA-256 (FIPS 180-4) of `data` as 64 lower-case hex digits, usable in a `const`.

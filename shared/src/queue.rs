@@ -111,7 +111,7 @@ impl Queue {
         retry_busy(|| processing_jobs::insert(conn, video_source_id, job, conn.now())).await
     }
 
-    /// Claims up to `limit` claimable jobs (oldest `run_after` first) in one statement; each gets
+    /// Claims up to `limit` claimable jobs (lowest turn first: users take turns) in one statement; each gets
     /// its own lease of [`QueueConfig::lease`]. The jobs' videos become `processing`.
     pub async fn claim(
         &self,
@@ -343,15 +343,17 @@ impl Queue {
     }
 }
 
-/// The claim. The subquery walks the partial index `processing_jobs_claimable`; the outer
+/// The claim: the claimable jobs of the lowest turns (migration 0005: users take turns, one job
+/// each). The subquery walks the partial index `processing_jobs_turns` (named, so the planner
+/// never sorts the queue instead), skipping only jobs still in back-off; the outer
 /// `status = 'queued'` re-check keeps it correct whatever the isolation of a remote server.
 pub const CLAIM_SQL: &str = "UPDATE processing_jobs
     SET status = 'running', attempts = attempts + 1,
         lease_token = lower(hex(randomblob(16))), lease_expires_at = ?1,
         worker_id = ?2, updated_at = ?3
-  WHERE id IN (SELECT id FROM processing_jobs
+  WHERE id IN (SELECT id FROM processing_jobs INDEXED BY processing_jobs_turns
                 WHERE status = 'queued' AND run_after <= ?3
-                ORDER BY run_after, id
+                ORDER BY turn, id
                 LIMIT ?4)
     AND status = 'queued'
   RETURNING id, video_source_id, job_type, payload, attempts, max_attempts, lease_token, progress";

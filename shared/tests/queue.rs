@@ -490,8 +490,8 @@ async fn the_claim_query_walks_an_index_not_the_table() {
 
     let plan = plan.join("\n");
     assert!(
-        plan.contains("USING COVERING INDEX processing_jobs_claimable")
-            || plan.contains("USING INDEX processing_jobs_claimable"),
+        plan.contains("USING COVERING INDEX processing_jobs_turns")
+            || plan.contains("USING INDEX processing_jobs_turns"),
         "{plan}"
     );
     assert!(plan.contains("USING INTEGER PRIMARY KEY"), "{plan}");

@@ -1,7 +1,7 @@
 //! `DELETE /viral-clip/video/uploads/{upload_id}`: aborts an unfinished large upload and
 //! removes its parts and object → 204. A completed upload cannot be aborted (409).
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::app::App;
 use shared::error::ApiError;
@@ -18,7 +18,5 @@ async fn handle(app: &App, req: Request) -> Result<api::Response, ApiError> {
         .ok_or_else(upload_end::no_such_upload)?;
     let conn = app.db.connect().await?;
     upload_end::abort(&conn, app.storage()?, user_id, id).await?;
-    let mut resp = api::Response::new(String::new());
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    Ok(resp)
+    Ok(api::no_content())
 }

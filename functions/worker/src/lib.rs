@@ -9,10 +9,11 @@ use lambda_runtime::{Error, LambdaEvent};
 use shared::app::{Starting, StartupError};
 use shared::config::{ConfigError, DatabaseUrl, Env, WorkerConfig};
 use shared::db::Db;
-use shared::ingest::upload_end::SweepReport;
+use shared::ingest::upload_end::SweepReport as UploadSweepReport;
 use shared::ingest::IngestConfig;
 use shared::pipeline::DummyPipeline;
 use shared::storage::{LazyStorage, StorageConfig};
+use shared::videos::Purged;
 use shared::worker::{RunReport, Worker};
 use tokio::time::Instant;
 
@@ -20,39 +21,55 @@ use tokio::time::Instant;
 pub struct AppState {
     pub worker: Worker<DummyPipeline>,
     /// Set when the object store is configured (`S3_BUCKET`): each tick also expires large
-    /// uploads nobody completed and cleans up their leftovers.
-    pub uploads: Option<UploadSweep>,
+    /// uploads nobody completed, cleans up their leftovers, and removes the objects of deleted
+    /// videos that their delete request could not remove.
+    pub sweep: Option<StoreSweep>,
 }
 
-/// The upload sweep's store and timing.
-pub struct UploadSweep {
+/// The store sweep's database, store and timing.
+pub struct StoreSweep {
     pub db: Arc<Db>,
-    /// Connected on the first upload to clean (most ticks have none).
+    /// Connected on the first object to remove (most ticks have none).
     pub storage: LazyStorage,
     /// How long after its URLs expire an upload may still be completed.
     pub grace: Duration,
 }
 
-/// Uploads cleaned per tick at most (the rest wait for the next tick).
+/// Uploads cleaned, and deleted videos purged, per tick at most (the rest wait for the next).
 const SWEEP_LIMIT: u32 = 100;
 
-impl UploadSweep {
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub uploads: UploadSweepReport,
+    pub deleted_videos: Purged,
+}
+
+impl StoreSweep {
     /// One sweep; failures are logged, never fatal to the tick.
     pub async fn run(&self) -> Option<SweepReport> {
         let result = async {
             let conn = self.db.connect().await?;
-            shared::ingest::upload_end::sweep(&conn, &self.storage, self.grace, SWEEP_LIMIT).await
+            let uploads =
+                shared::ingest::upload_end::sweep(&conn, &self.storage, self.grace, SWEEP_LIMIT)
+                    .await?;
+            let deleted_videos =
+                shared::videos::purge_deleted(&conn, &self.storage, SWEEP_LIMIT).await?;
+            Ok::<_, shared::db::DbError>(SweepReport {
+                uploads,
+                deleted_videos,
+            })
         }
         .await;
         match result {
             Ok(report) => {
                 if report != SweepReport::default() {
-                    tracing::info!(?report, "upload sweep");
+                    tracing::info!(?report, "store sweep");
                 }
                 Some(report)
             }
             Err(e) => {
-                tracing::error!(error = %e, "upload sweep failed");
+                tracing::error!(error = %e, "store sweep failed");
                 None
             }
         }
@@ -66,7 +83,7 @@ pub struct Settings {
     worker: WorkerConfig,
     step: Duration,
     /// The object store and the upload grace, when `S3_BUCKET` is set.
-    uploads: Option<(StorageConfig, Duration)>,
+    store: Option<(StorageConfig, Duration)>,
 }
 
 impl Settings {
@@ -74,7 +91,7 @@ impl Settings {
         let database = DatabaseUrl::from_env(env)?;
         let worker = WorkerConfig::from_env(env)?;
         let step = env.seconds("DUMMY_PIPELINE_STEP_SECONDS", 0.5, 60.0)?;
-        let uploads = match env.optional("S3_BUCKET") {
+        let store = match env.optional("S3_BUCKET") {
             Some(_) => Some((
                 StorageConfig::from_env(env)?,
                 IngestConfig::from_env(env)?.upload_complete_grace,
@@ -85,7 +102,7 @@ impl Settings {
             database,
             worker,
             step,
-            uploads,
+            store,
         })
     }
 }
@@ -109,7 +126,7 @@ impl AppState {
         let db = Db::open(&settings.database).await?;
         shared::migrations::migrate(&db.connect().await?).await?;
         let db = Arc::new(db);
-        let uploads = settings.uploads.map(|(storage, grace)| UploadSweep {
+        let sweep = settings.store.map(|(storage, grace)| StoreSweep {
             db: db.clone(),
             storage: LazyStorage::on_first_use(storage),
             grace,
@@ -121,8 +138,8 @@ impl AppState {
             },
             settings.worker,
         );
-        tracing::info!(worker = worker.id(), config = ?worker.config(), sweeps_uploads = uploads.is_some(), "worker ready");
-        Ok(Self { worker, uploads })
+        tracing::info!(worker = worker.id(), config = ?worker.config(), sweeps_the_store = sweep.is_some(), "worker ready");
+        Ok(Self { worker, sweep })
     }
 }
 
@@ -145,7 +162,7 @@ pub async fn handler(
         budget_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
         "worker invoked"
     );
-    if let Some(sweep) = &state.uploads {
+    if let Some(sweep) = &state.sweep {
         sweep.run().await;
     }
     Ok(state.worker.run_until(deadline).await?)
@@ -171,7 +188,7 @@ fn deadline_of(ctx: &lambda_runtime::Context) -> Instant {
 /// For running the queue as a plain process (and for the tests that kill one).
 pub async fn run_standalone(state: &AppState) -> Result<(), Error> {
     loop {
-        if let Some(sweep) = &state.uploads {
+        if let Some(sweep) = &state.sweep {
             sweep.run().await;
         }
         let report = state

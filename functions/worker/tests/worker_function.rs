@@ -208,7 +208,7 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
         WorkerConfig::from_env(&Env::from_pairs([("WORKER_STOP_WHEN_IDLE", "true")])).unwrap();
     let state = AppState {
         worker: Worker::new(db.clone(), DummyPipeline::default(), cfg),
-        uploads: Some(worker::UploadSweep {
+        sweep: Some(worker::StoreSweep {
             db,
             storage: LazyStorage::on_first_use(env.s3.storage_config(testkit::BUCKET)),
             grace: Duration::ZERO,
@@ -221,7 +221,7 @@ async fn each_tick_expires_large_uploads_nobody_completed_and_removes_their_obje
         .unwrap();
 
     // Assert
-    assert!(state.uploads.as_ref().unwrap().storage.is_connected());
+    assert!(state.sweep.as_ref().unwrap().storage.is_connected());
     assert!(env.object_keys().is_empty(), "{:?}", env.object_keys());
     assert_eq!(
         env.count(
@@ -240,7 +240,7 @@ async fn a_tick_with_no_upload_to_clean_never_builds_the_s3_client() {
         WorkerConfig::from_env(&Env::from_pairs([("WORKER_STOP_WHEN_IDLE", "true")])).unwrap();
     let state = AppState {
         worker: Worker::new(f.db.clone(), DummyPipeline::default(), cfg),
-        uploads: Some(worker::UploadSweep {
+        sweep: Some(worker::StoreSweep {
             db: f.db.clone(),
             storage: LazyStorage::on_first_use(testkit::unreachable_storage_config("nowhere")),
             grace: Duration::ZERO,
@@ -254,7 +254,7 @@ async fn a_tick_with_no_upload_to_clean_never_builds_the_s3_client() {
 
     // Assert: the tick succeeded without storage, whose client was never built
     assert_eq!(report.errors, 0, "{report:?}");
-    assert!(!state.uploads.as_ref().unwrap().storage.is_connected());
+    assert!(!state.sweep.as_ref().unwrap().storage.is_connected());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,7 +361,7 @@ async fn an_invocation_cut_off_by_its_timeout_mid_job_leaves_the_job_to_the_next
     let cfg = WorkerConfig::from_env(&env).unwrap();
     let state = AppState {
         worker: Worker::new(f.db.clone(), DummyPipeline::default(), cfg),
-        uploads: None,
+        sweep: None,
     };
     let invoke = || handler(&state, LambdaEvent::new(json!({}), Context::default()));
 

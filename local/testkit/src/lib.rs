@@ -5,6 +5,7 @@ pub mod proxy;
 pub mod seed;
 pub mod sqld;
 pub mod uploads;
+pub mod videos;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

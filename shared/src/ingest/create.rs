@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::http::{json_text, Response};
 use crate::model::{SourceType, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
 use crate::repo;
-use crate::repo::idempotency_keys::{self, IdempotencyKey};
+use crate::repo::idempotency_keys::{self, IdempotencyKey, Stored};
 use crate::repo::processing_jobs::{self, NewJob, ProcessingJob};
 use crate::repo::uploads;
 use crate::repo::video_sources::{self, NewVideoSource, VideoSource};
@@ -154,6 +154,12 @@ pub(crate) async fn create(
 pub(crate) fn replay(key: &IdempotencyKey, rows: &[OwnedRow]) -> Result<Outcome, ApiError> {
     let stored = idempotency_keys::stored(rows)?
         .ok_or_else(|| ApiError::Internal("idempotency key vanished".into()))?;
+    answer_again(key, stored)
+}
+
+/// The answer to a request whose `Idempotency-Key` recorded `stored`: the first answer again
+/// for the same request, 409 for another.
+pub(crate) fn answer_again(key: &IdempotencyKey, stored: Stored) -> Result<Outcome, ApiError> {
     if stored.request_hash == key.request_hash {
         Ok(Outcome::Replayed(stored.response_body))
     } else {

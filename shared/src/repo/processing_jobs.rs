@@ -119,6 +119,30 @@ pub fn insert_for_new_video(new: &NewJob, now: DateTime<Utc>) -> Result<db::Stmt
     )
 }
 
+/// The insert of a retried video's new job, as the step right after
+/// [`super::video_sources::back_to_pending`] in one transaction: nothing when that step changed
+/// nothing (`changes()`). Returns the new id.
+pub fn insert_after_retry(
+    video_source_id: i64,
+    new: &NewJob,
+    now: DateTime<Utc>,
+) -> Result<db::Stmt, DbError> {
+    db::Stmt::new(
+        "INSERT INTO processing_jobs (video_source_id, job_type, status, progress, payload,
+             attempts, max_attempts, run_after, created_at, updated_at)
+         SELECT ?1, ?2, 'queued', 0.0, ?3, 0, ?4, ?5, ?5, ?5
+          WHERE changes() = 1
+         RETURNING id",
+        libsql::params![
+            video_source_id,
+            new.job_type.as_str(),
+            new.payload.to_string(),
+            i64::from(new.max_attempts),
+            crate::time::format(now),
+        ],
+    )
+}
+
 impl NewJob {
     /// The job as the inserts store it, with id `id`.
     pub fn stored(&self, id: i64, video_source_id: i64, now: DateTime<Utc>) -> ProcessingJob {
@@ -167,7 +191,8 @@ pub async fn for_video(
     .await
 }
 
-/// A job, if its video belongs to `user_id` (another user's job is "not found").
+/// A job, if its video belongs to `user_id` and is not deleted (another user's job is "not
+/// found").
 pub async fn get_for_user(
     conn: &PooledConnection,
     id: i64,
@@ -178,7 +203,7 @@ pub async fn get_for_user(
         conn,
         &format!(
             "SELECT {cols} FROM processing_jobs j JOIN video_sources v ON v.id = j.video_source_id
-              WHERE j.id = ?1 AND v.user_id = ?2"
+              WHERE j.id = ?1 AND v.user_id = ?2 AND v.deleted_at IS NULL"
         ),
         [id, user_id],
         |r| from_row(r),

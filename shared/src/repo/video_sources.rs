@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::db::{self, DbError, PooledConnection};
 use crate::model::{SourceType, VideoStatus};
-use crate::repo::idempotency_keys::IdempotencyKey;
+use crate::repo::idempotency_keys::{IdempotencyKey, Stored};
 use crate::repo::processing_jobs::{self as jobs, ProcessingJob};
 
 /// A stored video, as the API shows it.
@@ -151,8 +151,9 @@ pub struct HistoryPosition {
 }
 
 /// One page of a user's videos, newest first (`created_at`, then `id`), each with its latest
-/// job; only videos after `after` when given. Walks `video_sources_user_history` (or the status
-/// index), so a deep page costs what the first one does.
+/// job; only videos after `after` when given, never deleted ones. Walks
+/// `video_sources_user_history` (or the status index), so a deep page costs what the first one
+/// does.
 pub async fn list_for_user(
     conn: &PooledConnection,
     user_id: i64,
@@ -167,7 +168,7 @@ pub async fn list_for_user(
            FROM video_sources v
            LEFT JOIN processing_jobs j
              ON j.id = (SELECT max(id) FROM processing_jobs WHERE video_source_id = v.id)
-          WHERE v.user_id = ?1"
+          WHERE v.user_id = ?1 AND v.deleted_at IS NULL"
     );
     let mut params: Vec<libsql::Value> = vec![user_id.into()];
     if let Some(status) = status {
@@ -190,12 +191,197 @@ pub async fn list_for_user(
     ));
     let video_width = super::width(COLUMNS);
     db::query_all(conn, &sql, params, |r| {
-        let video = from_row_at(r, 0)?;
-        let job = match r.get_value(video_width)? {
-            libsql::Value::Null => None,
-            _ => Some(jobs::from_row_at(r, video_width)?),
-        };
-        Ok((video, job))
+        Ok((from_row_at(r, 0)?, opt_job_at(r, video_width)?))
     })
     .await
+}
+
+/// The caller's video (not deleted) with every job it had, newest first: one statement.
+pub async fn with_jobs(
+    conn: &PooledConnection,
+    id: i64,
+    user_id: i64,
+) -> Result<Option<(VideoSource, Vec<ProcessingJob>)>, DbError> {
+    let video_cols = super::qualified(COLUMNS, "v");
+    let job_cols = super::qualified(jobs::COLUMNS, "j");
+    let rows = db::query_all(
+        conn,
+        &format!(
+            "SELECT {video_cols}, {job_cols}
+               FROM video_sources v LEFT JOIN processing_jobs j ON j.video_source_id = v.id
+              WHERE v.id = ?1 AND v.user_id = ?2 AND v.deleted_at IS NULL
+              ORDER BY j.id DESC"
+        ),
+        [id, user_id],
+        |r| Ok((from_row_at(r, 0)?, opt_job_at(r, super::width(COLUMNS))?)),
+    )
+    .await?;
+    let mut rows = rows.into_iter();
+    let Some((video, first)) = rows.next() else {
+        return Ok(None);
+    };
+    let jobs = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, j)| j))
+        .collect();
+    Ok(Some((video, jobs)))
+}
+
+/// The job read at `base` of a LEFT JOIN's row, `None` when the join found none.
+fn opt_job_at(r: &dyn Columns, base: i32) -> Result<Option<ProcessingJob>, DbError> {
+    match r.value(base)? {
+        libsql::Value::Null => Ok(None),
+        _ => Ok(Some(jobs::from_row_at(r, base)?)),
+    }
+}
+
+/// Marks the caller's video deleted (its unfinished jobs end in the same statement, by
+/// trigger). `None`: no such video for the caller; `Some(key)`: the object to remove from the
+/// store, if it has one. A video without an object is purged at once.
+pub async fn mark_deleted(
+    conn: &PooledConnection,
+    id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Option<String>>, DbError> {
+    db::retry_busy(|| {
+        let now = crate::time::format(now);
+        async move {
+            db::query_opt(
+                conn,
+                "UPDATE video_sources
+                    SET deleted_at = ?1, updated_at = ?1,
+                        purged_at = CASE WHEN file_path IS NULL THEN ?1 END
+                  WHERE id = ?2 AND user_id = ?3 AND deleted_at IS NULL
+                  RETURNING file_path",
+                libsql::params![now, id, user_id],
+                |r| db::opt_text(r, 0),
+            )
+            .await
+        }
+    })
+    .await
+}
+
+/// Records that nothing of a deleted video is left in the store.
+pub async fn mark_purged(
+    conn: &PooledConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let now = crate::time::format(now);
+    db::retry_busy(|| {
+        let params = libsql::params![now.clone(), id];
+        async move {
+            db::execute(
+                conn,
+                "UPDATE video_sources SET purged_at = ?1
+                  WHERE id = ?2 AND deleted_at IS NOT NULL AND purged_at IS NULL",
+                params,
+            )
+            .await
+        }
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Deleted videos whose object may still be stored, oldest deletion first: (id, object key).
+pub async fn to_purge(conn: &PooledConnection, limit: u32) -> Result<Vec<(i64, String)>, DbError> {
+    db::query_all(
+        conn,
+        "SELECT id, file_path FROM video_sources
+          WHERE deleted_at IS NOT NULL AND purged_at IS NULL
+          ORDER BY deleted_at LIMIT ?1",
+        [i64::from(limit)],
+        |r| Ok((db::int(r, 0)?, db::text(r, 1)?)),
+    )
+    .await
+}
+
+/// What a retry needs to know, read in one statement: the caller's video (not deleted) with its
+/// latest job, and what its `Idempotency-Key` recorded, if it was used before.
+#[derive(Debug)]
+pub struct ForRetry {
+    pub video: Option<(VideoSource, Option<ProcessingJob>)>,
+    pub stored: Option<Stored>,
+}
+
+pub async fn for_retry(
+    conn: &PooledConnection,
+    id: i64,
+    user_id: i64,
+    key: Option<&IdempotencyKey>,
+) -> Result<ForRetry, DbError> {
+    let video_cols = super::qualified(COLUMNS, "v");
+    let job_cols = super::qualified(jobs::COLUMNS, "j");
+    let (key_user, key_route, key) = IdempotencyKey::columns(key);
+    let width = super::width(COLUMNS);
+    let job_width = super::width(jobs::COLUMNS);
+    db::query_one(
+        conn,
+        &format!(
+            "SELECT {video_cols}, {job_cols}, k.request_hash, k.response_body
+               FROM (SELECT 1)
+               LEFT JOIN video_sources v
+                 ON v.id = ?1 AND v.user_id = ?2 AND v.deleted_at IS NULL
+               LEFT JOIN processing_jobs j
+                 ON j.id = (SELECT max(id) FROM processing_jobs WHERE video_source_id = v.id)
+               LEFT JOIN idempotency_keys k
+                 ON k.user_id = ?3 AND k.route = ?4 AND k.key = ?5"
+        ),
+        libsql::params![id, user_id, key_user, key_route, key],
+        |r| {
+            let video = match r.value(0)? {
+                libsql::Value::Null => None,
+                _ => Some((from_row_at(r, 0)?, opt_job_at(r, width)?)),
+            };
+            let stored = match db::opt_text(r, width + job_width)? {
+                Some(request_hash) => Some(Stored {
+                    request_hash,
+                    response_body: db::text(r, width + job_width + 1)?,
+                }),
+                None => None,
+            };
+            Ok(ForRetry { video, stored })
+        },
+    )
+    .await
+}
+
+/// The first step of a retry's transaction: a failed video (still the caller's, not deleted)
+/// back to `pending`; nothing when `unless_key` is recorded already.
+pub fn back_to_pending(
+    id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+    unless_key: Option<&IdempotencyKey>,
+) -> Result<db::Stmt, DbError> {
+    let (key_user, key_route, key) = IdempotencyKey::columns(unless_key);
+    db::Stmt::new(
+        "UPDATE video_sources SET status = 'pending', error_message = NULL, updated_at = ?1
+          WHERE id = ?2 AND user_id = ?3 AND status = 'failed' AND deleted_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM idempotency_keys
+                             WHERE user_id = ?4 AND route = ?5 AND key = ?6)",
+        libsql::params![
+            crate::time::format(now),
+            id,
+            user_id,
+            key_user,
+            key_route,
+            key
+        ],
+    )
+}
+
+impl VideoSource {
+    /// The video as [`back_to_pending`] leaves it.
+    pub fn retried(&self, now: DateTime<Utc>) -> Self {
+        Self {
+            status: VideoStatus::Pending,
+            error_message: None,
+            updated_at: crate::time::truncate(now),
+            ..self.clone()
+        }
+    }
 }
