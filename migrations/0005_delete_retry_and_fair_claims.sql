@@ -58,9 +58,11 @@ BEGIN
     UPDATE users
        SET queue_turn = max(queue_turn, (SELECT claimed FROM queue_turns WHERE id = 1)) + 1
      WHERE id = (SELECT user_id FROM video_sources WHERE id = NEW.video_source_id);
+    -- (a job whose video does not exist keeps turn 0: the statement fails its foreign key)
     UPDATE processing_jobs
-       SET turn = (SELECT u.queue_turn FROM users u JOIN video_sources v ON v.user_id = u.id
-                    WHERE v.id = NEW.video_source_id)
+       SET turn = coalesce((SELECT u.queue_turn FROM users u
+                              JOIN video_sources v ON v.user_id = u.id
+                             WHERE v.id = NEW.video_source_id), 0)
      WHERE id = NEW.id;
 END;
 

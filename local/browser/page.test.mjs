@@ -42,6 +42,8 @@ before(async () => {
       LOCAL_API_PORT: String(await freePort()),
       LOCAL_S3_PORT: String(await freePort()),
       LOCAL_DATA_DIR: dataDir,
+      // the dummy pipeline fails every "gaming" video for good: a failure to try again
+      DUMMY_PIPELINE_FAILS_VIDEO_TYPE: "gaming",
     },
     detached: true, // a process group of its own, stopped with Ctrl-C (SIGINT) below
     stdio: ["ignore", log, log],
@@ -253,4 +255,87 @@ test("a 50 MB file goes straight to storage in parts, a failed part is sent agai
   await page.screenshot({ path: join(ARTIFACTS, "desktop-after-large-upload.png"), fullPage: true });
   await context.close();
   rmSync(dir, { recursive: true, force: true });
+});
+
+test("a failed video is tried again from its card; the detail view shows its options and every run", async () => {
+  const context = await browser.newContext({ viewport: DESKTOP });
+  const page = await context.newPage();
+  await signUp(page, "dan@example.com");
+  await page.getByLabel("YouTube link").fill("https://www.youtube.com/watch?v=aaaaaaaaaaa");
+  await page.getByLabel("Video type").selectOption("gaming");
+  await page.getByRole("button", { name: "Add link" }).click();
+  const card = cards(page).first();
+  await card.locator(".badge.failed").waitFor({ timeout: 30_000 });
+  assert.match(await card.locator(".error-message").textContent(), /gaming/);
+  await page.screenshot({ path: join(ARTIFACTS, "desktop-failed-card.png"), fullPage: true });
+
+  const tryAgain = card.getByRole("button", { name: /^Try again/ });
+  await tryAgain.focus();
+  await page.keyboard.press("Enter");
+  await page.locator("#alert", { hasText: "back in the queue" }).waitFor();
+  // pending again, then (the same options) failed again
+  await card.locator(".badge.pending, .badge.processing").waitFor();
+  await card.locator(".badge.failed").waitFor({ timeout: 30_000 });
+
+  await card.getByRole("button", { name: /^Details/ }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  assert.match(await dialog.textContent(), /Video type\s*gaming/);
+  assert.match(await dialog.textContent(), /Aspect ratio\s*9:16/);
+  assert.equal(await dialog.locator(".jobs li").count(), 2, "two runs");
+  assert.match(await dialog.locator(".jobs li").first().textContent(), /Latest run: failed/);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "detail-close", "focus moves into the dialog");
+  await page.screenshot({ path: join(ARTIFACTS, "desktop-detail-view.png"), fullPage: true });
+  await page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "hidden" });
+  assert.match(await page.evaluate(() => document.activeElement.getAttribute("aria-label")), /^Details/, "focus goes back");
+  await context.close();
+});
+
+test("delete asks first and can be kept; confirmed, the card goes and the video is gone for the API", async () => {
+  const context = await browser.newContext({ viewport: PHONE });
+  const page = await context.newPage();
+  await signUp(page, "erin@example.com");
+  for (const id of ["bbbbbbbbbbb", "ccccccccccc"]) {
+    await page.getByLabel("YouTube link").fill(`https://youtu.be/${id}`);
+    await page.getByRole("button", { name: "Add link" }).click();
+    await page.locator(`#videos .video h3 a[href$="${id}"]`).waitFor();
+  }
+  const card = cards(page).filter({ has: page.locator('h3 a[href$="ccccccccccc"]') });
+  const videoId = await card.getAttribute("data-id");
+
+  // asked first, and kept with Escape from the keyboard
+  await card.getByRole("button", { name: /^Delete/ }).focus();
+  await page.keyboard.press("Enter");
+  const question = card.getByRole("group", { name: /^Delete/ });
+  await question.waitFor();
+  assert.match(await page.evaluate(() => document.activeElement.textContent), /Keep it/, "focus on the safe answer");
+  await page.screenshot({ path: join(ARTIFACTS, "phone-delete-question.png"), fullPage: true });
+  await page.keyboard.press("Escape");
+  await question.waitFor({ state: "detached" });
+  assert.equal(await cards(page).count(), 2, "kept");
+
+  // asked again, kept with the button, then deleted for good
+  await card.getByRole("button", { name: /^Delete/ }).click();
+  await card.getByRole("button", { name: /^Keep/ }).click();
+  assert.equal(await cards(page).count(), 2, "kept");
+  await card.getByRole("button", { name: /^Delete/ }).click();
+  await card.getByRole("button", { name: /^Delete for good/ }).click();
+  await page.locator("#alert", { hasText: "deleted" }).waitFor();
+  await card.waitFor({ state: "detached" });
+  assert.equal(await cards(page).count(), 1);
+  await page.screenshot({ path: join(ARTIFACTS, "phone-after-delete.png"), fullPage: true });
+  const [listed, status] = await page.evaluate(async (id) => {
+    const { token } = JSON.parse(localStorage.getItem("viralclip.session"));
+    const headers = { Authorization: `Bearer ${token}` };
+    const list = await (await fetch("/viral-clip/videos", { headers })).json();
+    const one = await fetch(`/viral-clip/videos/${id}`, { headers });
+    return [list.items.map((v) => String(v.id)), one.status];
+  }, videoId);
+  assert.ok(!listed.includes(videoId), "not in the history");
+  assert.equal(status, 404);
+  await page.reload();
+  await cards(page).first().waitFor();
+  assert.equal(await cards(page).count(), 1, "still gone after a reload");
+  await context.close();
 });

@@ -237,9 +237,7 @@ fn drain(rt: &tokio::runtime::Runtime, dir: &Path, jobs: usize, workers: usize, 
                     if let Mode::Worker = mode {
                         let worker = Worker::new(
                             db,
-                            DummyPipeline {
-                                step: Duration::ZERO,
-                            },
+                            DummyPipeline::with_step(Duration::ZERO),
                             WorkerConfig {
                                 concurrency: CONCURRENCY,
                                 stop_when_idle: true,

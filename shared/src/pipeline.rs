@@ -90,6 +90,10 @@ impl Progress {
 #[derive(Debug, Clone)]
 pub struct DummyPipeline {
     pub step: Duration,
+    /// Jobs whose clip options name this `video_type` fail for good at their first step
+    /// (`DUMMY_PIPELINE_FAILS_VIDEO_TYPE`; none by default): how a failure, and trying it again,
+    /// is seen before a real pipeline can fail.
+    pub fails_video_type: Option<String>,
 }
 
 impl DummyPipeline {
@@ -99,13 +103,19 @@ impl DummyPipeline {
         "find_highlights",
         "render_clips",
     ];
+
+    /// Steps of `step`, failing nothing.
+    pub fn with_step(step: Duration) -> Self {
+        Self {
+            step,
+            fails_video_type: None,
+        }
+    }
 }
 
 impl Default for DummyPipeline {
     fn default() -> Self {
-        Self {
-            step: Duration::from_millis(500),
-        }
+        Self::with_step(Duration::from_millis(500))
     }
 }
 
@@ -127,6 +137,13 @@ impl Pipeline for DummyPipeline {
         let n = Self::STEPS.len();
         for (i, step) in Self::STEPS.iter().enumerate() {
             tokio::time::sleep(self.step).await;
+            let video_type = job.payload.get("video_type").and_then(|v| v.as_str());
+            if i == 0 && video_type.is_some() && video_type == self.fails_video_type.as_deref() {
+                return Err(PipelineError::Permanent(format!(
+                    "the dummy pipeline fails every {} video (DUMMY_PIPELINE_FAILS_VIDEO_TYPE)",
+                    video_type.unwrap_or_default()
+                )));
+            }
             tracing::info!(step, "pipeline step done");
             if i + 1 < n {
                 // the last step's 100 is written by the completion itself

@@ -21,7 +21,7 @@ async fn a_fresh_database_gets_the_full_schema() {
 
     let applied = migrations::migrate(&conn).await.unwrap();
 
-    assert_eq!(applied, vec![1, 2, 3, 4]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5]);
     let schema = schema_of(&conn).await;
     for (kind, name) in [
         ("table", "users"),
@@ -43,6 +43,12 @@ async fn a_fresh_database_gets_the_full_schema() {
         ("view", "write_guards"),
         ("trigger", "write_guards_abort"),
         ("index", "video_sources_file_path"),
+        ("index", "video_sources_to_purge"),
+        ("index", "processing_jobs_turns"),
+        ("table", "queue_turns"),
+        ("trigger", "video_sources_deleted_ends_its_jobs"),
+        ("trigger", "processing_jobs_take_a_turn"),
+        ("trigger", "processing_jobs_claim_moves_the_turn"),
     ] {
         assert!(
             schema.contains(&(kind.into(), name.into())),
@@ -189,7 +195,7 @@ fn eight_cold_starts_migrating_one_database_at_once_all_succeed() {
         1,
         "exactly one migrator applied the schema: {results:?}"
     );
-    assert_eq!(applied_by[0], &vec![1, 2, 3, 4]);
+    assert_eq!(applied_by[0], &vec![1, 2, 3, 4, 5]);
 }
 
 #[tokio::test]

@@ -640,3 +640,84 @@ async fn the_idle_poll_reads_walk_their_partial_indexes() {
         assert!(!plan.contains("SCAN processing_jobs"), "table scan: {plan}");
     }
 }
+
+/// `n` videos with queued jobs for a new user `email`: their job ids, in order.
+async fn backlog_of(t: &TestEnv, email: &str, n: usize) -> Vec<i64> {
+    let user = repo::users::insert(&t.conn, email, "not-a-real-hash")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let items: Vec<_> = (0..n).map(|i| testkit::seed::new_video(user, i)).collect();
+    testkit::seed::videos_with_jobs(&t.conn, &items)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, job)| job.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_job_submitted_behind_another_users_backlog_is_claimed_by_the_next_claim() {
+    // Arrange: Ada has 1,000 jobs queued; workers took the first four
+    let t = TestEnv::start().await;
+    backlog_of(&t, "ada@example.com", 1_000).await;
+    let q = Queue::new(QueueConfig::default());
+    q.claim(&t.conn, "w", 4).await.unwrap();
+
+    // Act: Bob submits one job
+    let bobs = backlog_of(&t, "bob@example.com", 1).await[0];
+    let next = q.claim(&t.conn, "w", 4).await.unwrap();
+
+    // Assert: at most one claim's worth of Ada's jobs goes before it
+    let ids: Vec<i64> = next.iter().map(|j| j.id()).collect();
+    assert!(ids.contains(&bobs), "{ids:?} lacks Bob's {bobs}");
+}
+
+#[tokio::test]
+async fn users_with_backlogs_take_turns_one_job_each_in_the_order_each_submitted() {
+    // Arrange: Ada queues 5 jobs, then Bob queues 5
+    let t = TestEnv::start().await;
+    let ada = backlog_of(&t, "ada@example.com", 5).await;
+    let bob = backlog_of(&t, "bob@example.com", 5).await;
+    let q = Queue::new(QueueConfig::default());
+
+    // Act: claims one at a time
+    let mut order = Vec::new();
+    for _ in 0..10 {
+        order.extend(
+            q.claim(&t.conn, "w", 1)
+                .await
+                .unwrap()
+                .iter()
+                .map(|j| j.id()),
+        );
+    }
+
+    // Assert
+    let turns: Vec<i64> = ada.iter().zip(&bob).flat_map(|(a, b)| [*a, *b]).collect();
+    assert_eq!(order, turns);
+}
+
+#[tokio::test]
+async fn a_retried_job_keeps_its_turn_and_goes_first_once_its_back_off_ends() {
+    // Arrange: Ada's first job failed once and waits out its back-off behind her other jobs
+    let t = TestEnv::start().await;
+    let ada = backlog_of(&t, "ada@example.com", 3).await;
+    let q = Queue::new(QueueConfig::default());
+    let first = q.claim(&t.conn, "w", 1).await.unwrap().pop().unwrap();
+    let FailOutcome::Retrying { run_after } = q.fail(&t.conn, &first, "flaky", true).await.unwrap()
+    else {
+        panic!("retrying")
+    };
+
+    // Act
+    let during = q.claim(&t.conn, "w", 1).await.unwrap().pop().unwrap();
+    let wait = (run_after - t.conn.now()).to_std().unwrap_or_default();
+    t.clock.advance(wait + Duration::from_millis(1));
+    let after = q.claim(&t.conn, "w", 1).await.unwrap().pop().unwrap();
+
+    // Assert
+    assert_eq!(during.id(), ada[1], "not claimable during its back-off");
+    assert_eq!(after.id(), ada[0], "first again once it is due");
+}

@@ -81,9 +81,7 @@ async fn the_dummy_pipeline_turns_queued_jobs_into_ready_videos() {
     let created = t.enqueue(3).await;
     let worker = Worker::new(
         t.db.clone(),
-        DummyPipeline {
-            step: Duration::from_millis(50),
-        },
+        DummyPipeline::with_step(Duration::from_millis(50)),
         config(),
     );
 

@@ -32,7 +32,11 @@ async fn on_a_libsql_server_stopped_for_6_s_requests_answer_201_or_503_and_nothi
     ]))
     .unwrap();
     let step = Duration::from_millis(10);
-    let worker = Arc::new(Worker::new(db.clone(), DummyPipeline { step }, cfg.clone()));
+    let worker = Arc::new(Worker::new(
+        db.clone(),
+        DummyPipeline::with_step(step),
+        cfg.clone(),
+    ));
     let started = Instant::now();
     let run_for = Duration::from_secs(14);
     let draining = {
@@ -115,7 +119,7 @@ async fn on_a_libsql_server_stopped_for_6_s_requests_answer_201_or_503_and_nothi
     eprintln!("worker done at {:?}", started.elapsed());
     let idle = Worker::new(
         db.clone(),
-        DummyPipeline { step },
+        DummyPipeline::with_step(step),
         WorkerConfig {
             stop_when_idle: true,
             ..cfg

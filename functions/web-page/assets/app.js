@@ -13,6 +13,8 @@
   let items = [];              // loaded videos, newest first
   let nextCursor = null;
   let pollTimer = null;
+  const confirming = new Set(); // ids of videos whose delete waits for an answer
+  let detailOpener = null;     // the control that opened the detail view, focused again on close
 
   // ---- session --------------------------------------------------------------------------
   function loadSession() {
@@ -372,13 +374,127 @@
     }
     const error = v.error_message || (job && job.status === "failed" && job.error_message);
     if (v.status === "failed" && error) body.append(el("p", { class: "error-message", text: error }));
+    body.append(actions(v, name));
     return el("li", { class: "video", "data-id": String(v.id) }, [img, body]);
   }
 
+  // A card's controls: details, "Try again" on a failed video, and delete, which asks first
+  // (the question stays across redraws until it is answered).
+  function actions(v, name) {
+    const id = String(v.id);
+    const button = (action, text, cls, label) =>
+      el("button", { type: "button", class: cls, "data-action": action, "data-id": id, "aria-label": label + ": " + name, text });
+    if (confirming.has(v.id)) {
+      return el("div", { class: "actions confirm", role: "group", "aria-label": "Delete " + name + "?" }, [
+        el("span", { text: "Delete this video and its clips? This cannot be undone." }),
+        button("delete-confirm", "Delete", "danger", "Delete for good"),
+        button("delete-cancel", "Keep it", "secondary", "Keep"),
+      ]);
+    }
+    return el("div", { class: "actions" }, [
+      button("details", "Details", "link-button", "Details"),
+      v.status === "failed" ? button("retry", "Try again", "secondary", "Try again") : null,
+      button("delete", "Delete", "link-button danger-link", "Delete"),
+    ]);
+  }
+
   function draw() {
+    // a redraw keeps the focus on the control it was on
+    const focused = document.activeElement;
+    const keep = focused && focused.dataset && focused.dataset.action
+      ? [focused.dataset.action, focused.dataset.id] : null;
     $("videos").replaceChildren(...items.map(card));
     $("empty").hidden = items.length > 0;
     $("load-more").hidden = !nextCursor;
+    if (keep) {
+      const again = document.querySelector('[data-action="' + keep[0] + '"][data-id="' + keep[1] + '"]');
+      if (again) again.focus();
+    }
+  }
+
+  function focusAction(action, id) {
+    const b = document.querySelector('[data-action="' + action + '"][data-id="' + id + '"]');
+    if (b) b.focus();
+  }
+
+  async function onVideoAction(e) {
+    const b = e.target.closest("button[data-action]");
+    if (!b) return;
+    const id = Number(b.dataset.id);
+    const action = b.dataset.action;
+    if (action === "delete") {
+      confirming.add(id); draw(); focusAction("delete-cancel", id);
+    } else if (action === "delete-cancel") {
+      confirming.delete(id); draw(); focusAction("delete", id);
+    } else if (action === "delete-confirm") {
+      b.disabled = true;
+      try {
+        await api("DELETE", "/viral-clip/videos/" + id);
+        confirming.delete(id);
+        items = items.filter((v) => v.id !== id);
+        draw();
+        showAlert("The video is deleted.", "info");
+        $("videos-title").focus();
+      } catch (err) {
+        b.disabled = false;
+        if (err.status === 404) { confirming.delete(id); refresh(false); }
+        showAlert(err.message || "Could not delete the video.");
+      }
+    } else if (action === "retry") {
+      b.disabled = true;
+      try {
+        await api("POST", "/viral-clip/videos/" + id + "/retry");
+        showAlert("Trying again: the video is back in the queue.", "info");
+        await refresh(false);
+      } catch (err) {
+        b.disabled = false;
+        showAlert(err.message || "Could not try the video again.");
+        refresh(false);
+      }
+    } else if (action === "details") {
+      openDetails(id, b);
+    }
+  }
+
+  // ---- the detail view --------------------------------------------------------------------
+  const OPTION_NAMES = { video_type: "Video type", aspect_ratio: "Aspect ratio", clip_length_preset: "Clip length", subtitle: "Subtitles" };
+  function optionText(name, value) {
+    if (name === "subtitle") return value ? "burned in" : "none";
+    if (name === "clip_length_preset") return ({ auto_0_60: "auto, up to 60 s", auto_0_90: "auto, up to 90 s", "0_30": "under 30 s", "30_60": "30–60 s", "60_90": "60–90 s", "90_180": "90 s – 3 min" })[value] || String(value);
+    return String(value).replace(/_/g, " ");
+  }
+
+  async function openDetails(id, opener) {
+    const dialog = $("detail");
+    let v;
+    try {
+      v = await api("GET", "/viral-clip/videos/" + id);
+    } catch (err) {
+      if (err.status === 404) refresh(false);
+      showAlert(err.message || "Could not load the video.");
+      return;
+    }
+    const name = v.title || (v.source_type === "youtube" ? v.source_url : "Uploaded video");
+    $("detail-title").textContent = name;
+    const latest = v.jobs[0];
+    const options = latest ? Object.entries(latest.payload || {}).filter(([k]) => k in OPTION_NAMES) : [];
+    $("detail-summary").replaceChildren(
+      el("dt", { text: "Status" }), el("dd", {}, [el("span", { class: "badge " + v.status, text: v.status })]),
+      el("dt", { text: "Source" }), el("dd", { text: v.source_type === "youtube" ? v.source_url : "Uploaded file" }),
+      el("dt", { text: "Added" }), el("dd", { text: new Date(v.created_at).toLocaleString() }),
+      ...(duration(v.duration_seconds) ? [el("dt", { text: "Length" }), el("dd", { text: duration(v.duration_seconds) })] : []),
+    );
+    $("detail-options").replaceChildren(...options.flatMap(([k, val]) => [
+      el("dt", { text: OPTION_NAMES[k] }), el("dd", { text: optionText(k, val) }),
+    ]));
+    $("detail-jobs").replaceChildren(...v.jobs.map((j, i) => el("li", { class: "job", "data-job-status": j.status }, [
+      el("strong", { text: (i === 0 ? "Latest run" : "Earlier run") + ": " + j.status }),
+      el("span", { class: "muted", text: " · started " + new Date(j.created_at).toLocaleString() + " · attempt " + j.attempts + " · " + Math.round(j.progress || 0) + "%" }),
+      j.error_message ? el("p", { class: "error-message", text: j.error_message }) : null,
+    ])));
+    detailOpener = opener;
+    dialog.showModal();
+    $("detail-close").focus();
   }
 
   const unfinished = () => items.some((v) => v.status === "pending" || v.status === "processing");
@@ -434,6 +550,13 @@
     $("sign-out").addEventListener("click", () => signOut("You are signed out."));
     $("video-form").addEventListener("submit", onLinkSubmit);
     $("load-more").addEventListener("click", loadMore);
+    $("videos").addEventListener("click", onVideoAction);
+    $("videos").addEventListener("keydown", (e) => {
+      const b = e.target.closest && e.target.closest(".confirm button");
+      if (e.key === "Escape" && b) { confirming.delete(Number(b.dataset.id)); draw(); focusAction("delete", b.dataset.id); }
+    });
+    $("detail-close").addEventListener("click", () => $("detail").close());
+    $("detail").addEventListener("close", () => { if (detailOpener && detailOpener.isConnected) detailOpener.focus(); detailOpener = null; });
     $("file").addEventListener("change", (e) => {
       const f = e.target.files && e.target.files[0];
       if (f) uploadFile(f);

@@ -82,6 +82,8 @@ pub struct Settings {
     database: DatabaseUrl,
     worker: WorkerConfig,
     step: Duration,
+    /// `DUMMY_PIPELINE_FAILS_VIDEO_TYPE`: the dummy pipeline fails videos of this type.
+    fails_video_type: Option<String>,
     /// The object store and the upload grace, when `S3_BUCKET` is set.
     store: Option<(StorageConfig, Duration)>,
 }
@@ -91,6 +93,7 @@ impl Settings {
         let database = DatabaseUrl::from_env(env)?;
         let worker = WorkerConfig::from_env(env)?;
         let step = env.seconds("DUMMY_PIPELINE_STEP_SECONDS", 0.5, 60.0)?;
+        let fails_video_type = env.optional("DUMMY_PIPELINE_FAILS_VIDEO_TYPE");
         let store = match env.optional("S3_BUCKET") {
             Some(_) => Some((
                 StorageConfig::from_env(env)?,
@@ -102,6 +105,7 @@ impl Settings {
             database,
             worker,
             step,
+            fails_video_type,
             store,
         })
     }
@@ -135,6 +139,7 @@ impl AppState {
             db,
             DummyPipeline {
                 step: settings.step,
+                fails_video_type: settings.fails_video_type.clone(),
             },
             settings.worker,
         );

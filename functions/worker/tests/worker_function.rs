@@ -129,7 +129,7 @@ fn rescuer(f: &TestEnv, concurrency: usize, step: Duration) -> Worker<DummyPipel
             ..QueueConfig::default()
         },
     };
-    Worker::new(f.db.clone(), DummyPipeline { step }, cfg)
+    Worker::new(f.db.clone(), DummyPipeline::with_step(step), cfg)
 }
 
 #[tokio::test]

@@ -24,6 +24,12 @@ pub const BUDGETS: &[(&str, u64)] = &[
     ("POST /viral-clip/video/youtube (a replay)", 1),
     ("GET /viral-clip/videos", 1),
     ("GET /viral-clip/jobs/{id}", 1),
+    ("GET /viral-clip/videos/{id}", 1),
+    // a read (the video, its last job, its key), then the transaction
+    ("POST /viral-clip/videos/{id}/retry", 2),
+    ("DELETE /viral-clip/videos/{id} (a link)", 1),
+    // the mark, the object's removal, then the record that it is gone
+    ("DELETE /viral-clip/videos/{id} (an upload)", 2),
     // Two routes write before and after the object store: the upload's intent (no object
     // without its row) and a completion's claim (one completer checks the object at a time).
     ("POST /viral-clip/video/upload", 2),
@@ -187,9 +193,44 @@ impl Counted {
                 )
             )
         );
+        let video_id = created["video_source"]["id"].as_i64().unwrap();
+        let one = format!("/viral-clip/videos/{video_id}");
+        measure!(
+            "GET /viral-clip/videos/{id}",
+            200,
+            get_video::handler(app, request("GET", &one, Some(token), None, Body::Empty))
+        );
+        shared::db::execute(
+            &self.env.conn,
+            "UPDATE processing_jobs SET status = 'failed', error_message = 'failed for the count',
+                    finished_at = updated_at
+              WHERE video_source_id = ?1",
+            [video_id],
+        )
+        .await
+        .unwrap();
+        measure!(
+            "POST /viral-clip/videos/{id}/retry",
+            201,
+            retry_video::handler(
+                app,
+                request(
+                    "POST",
+                    &format!("{one}/retry"),
+                    Some(token),
+                    None,
+                    Body::Empty
+                )
+            )
+        );
+        measure!(
+            "DELETE /viral-clip/videos/{id} (a link)",
+            204,
+            delete_video::handler(app, request("DELETE", &one, Some(token), None, Body::Empty))
+        );
         let video = testkit::fixture("sample-3s.mp4");
         let (content_type, form) = multipart(&[], &[("file", "talk.mp4", &video)]);
-        measure!(
+        let uploaded = measure!(
             "POST /viral-clip/video/upload",
             201,
             upload_video::handler(
@@ -201,6 +242,15 @@ impl Counted {
                     Some(&content_type),
                     Body::from(form)
                 )
+            )
+        );
+        let uploaded = format!("/viral-clip/videos/{}", uploaded["video_source"]["id"]);
+        measure!(
+            "DELETE /viral-clip/videos/{id} (an upload)",
+            204,
+            delete_video::handler(
+                app,
+                request("DELETE", &uploaded, Some(token), None, Body::Empty)
             )
         );
         let plan =
@@ -265,7 +315,7 @@ impl Counted {
         ]))
         .unwrap();
         let step = Duration::from_millis(1);
-        let worker = Worker::new(db.clone(), DummyPipeline { step }, cfg.clone());
+        let worker = Worker::new(db.clone(), DummyPipeline::with_step(step), cfg.clone());
         // drain what the routes queued, then an idle run: one look
         worker
             .run_until(tokio::time::Instant::now() + Duration::from_secs(60))

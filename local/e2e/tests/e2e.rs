@@ -50,6 +50,7 @@ impl Stack {
             .env("LOCAL_API_PORT", api_port.to_string())
             .env("LOCAL_S3_PORT", s3_port.to_string())
             .env("LOCAL_DATA_DIR", data_dir)
+            .env("DUMMY_PIPELINE_FAILS_VIDEO_TYPE", "gaming")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -271,6 +272,23 @@ impl Client {
     }
 }
 
+/// Polls `GET path` until the video has `status` (within 30 s); its body.
+fn wait_for_status(client: &Client, path: &str, token: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, video) = client.json("GET", path, Some(token), None);
+        assert_eq!(code, 200, "{video}");
+        if video["status"] == status {
+            return video;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {status} within 30 s: {video}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 #[ignore = "starts the whole local stack twice; run by ./local/test"]
 fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
@@ -430,6 +448,57 @@ fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
     assert_eq!(status, 201, "{done}");
     assert_eq!(done["video_source"]["duration_seconds"], 3);
 
+    // One video at a time: a failed one looked at and tried again, an uploaded one deleted
+    // with its object. (The stack's dummy pipeline fails every "gaming" video.)
+    let (status, gaming) = client.json(
+        "POST",
+        "/viral-clip/video/youtube",
+        Some(&token_b),
+        Some(json!({"youtube_url": "https://youtu.be/bbbbbbbbbbb", "video_type": "gaming"})),
+    );
+    assert_eq!(status, 201, "{gaming}");
+    let one = format!("/viral-clip/videos/{}", gaming["video_source"]["id"]);
+    let failed = wait_for_status(&client, &one, &token_b, "failed");
+    assert_eq!(failed["jobs"].as_array().unwrap().len(), 1, "{failed}");
+    assert!(failed["error_message"].as_str().unwrap().contains("gaming"));
+    let (status, retried) = client.json("POST", &format!("{one}/retry"), Some(&token_b), None);
+    assert_eq!(status, 201, "{retried}");
+    assert_eq!(retried["video_source"]["status"], "pending");
+    assert_eq!(retried["processing_job"]["payload"]["video_type"], "gaming");
+    let (status, _) = client.json("POST", &format!("{one}/retry"), Some(&token_b), None);
+    assert_eq!(status, 409, "only a failed video is tried again");
+    let failed_again = wait_for_status(&client, &one, &token_b, "failed");
+    assert_eq!(
+        failed_again["jobs"].as_array().unwrap().len(),
+        2,
+        "{failed_again}"
+    );
+    let (status, _) = client.json("GET", &one, Some(&token_a), None);
+    assert_eq!(status, 404, "another user's video");
+
+    let clip = format!("/viral-clip/videos/{}", done["video_source"]["id"]);
+    let clip_key = done["video_source"]["file_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(client.delete(&clip, &token_a), 404, "another user's video");
+    assert_eq!(client.delete(&clip, &token_b), 204);
+    assert_eq!(client.json("GET", &clip, Some(&token_b), None).0, 404);
+    assert_eq!(client.delete(&clip, &token_b), 404, "deleted already");
+    let clip_job = format!("/viral-clip/jobs/{}", done["processing_job"]["id"]);
+    assert_eq!(client.json("GET", &clip_job, Some(&token_b), None).0, 404);
+    let left = rt.block_on(async {
+        let storage = Storage::connect(&cfg).await;
+        storage
+            .client()
+            .head_object()
+            .bucket(storage.bucket())
+            .key(&clip_key)
+            .send()
+            .await
+    });
+    assert!(left.is_err(), "the deleted video's object left the store");
+
     // The error answers, as a client meets them (and as openapi.yaml describes them).
     let cases: Vec<(u16, (u16, Value))> = vec![
         (409, client.json("POST", "/auth/register", None,
@@ -443,6 +512,9 @@ fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
         (422, client.json("GET", "/viral-clip/videos?limit=0", Some(&token_a), None)),
         (200, client.json("GET", "/viral-clip/videos?status=ready&limit=1", Some(&token_a), None)),
         (404, client.json("GET", "/viral-clip/jobs/999999", Some(&token_a), None)),
+        (404, client.json("GET", "/viral-clip/videos/abc", Some(&token_a), None)),
+        (404, client.json("POST", "/viral-clip/videos/999999/retry", Some(&token_a), None)),
+        (409, client.json("POST", &format!("/viral-clip/videos/{}/retry", link_a["video_source"]["id"]), Some(&token_a), None)),
         (404, client.json("GET", &format!("/viral-clip/jobs/{}", link_b["processing_job"]["id"]), Some(&token_a), None)),
         (422, client.json("POST", "/viral-clip/video/youtube", Some(&token_a),
             Some(json!({"youtube_url": "https://youtube.com.evil.example/watch?v=dQw4w9WgXcQ", "colour": 1})))),

@@ -587,9 +587,7 @@ pub async fn drain_queue(env: &TestEnv) -> shared::worker::RunReport {
         ("POLL_INTERVAL_SECONDS", "0.05"),
     ]))
     .unwrap();
-    let pipeline = shared::pipeline::DummyPipeline {
-        step: std::time::Duration::from_millis(5),
-    };
+    let pipeline = shared::pipeline::DummyPipeline::with_step(std::time::Duration::from_millis(5));
     let worker = shared::worker::Worker::new(std::sync::Arc::new(db), pipeline, cfg);
     worker
         .run_until(tokio::time::Instant::now() + std::time::Duration::from_secs(20))
