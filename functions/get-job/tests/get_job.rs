@@ -1,11 +1,10 @@
 use get_job::handler;
 use lambda_http::http::HeaderMap;
 use lambda_http::Request;
-use lambda_http::RequestExt;
 use serde_json::{json, Value};
 use shared::app::App;
 use shared::ingest::youtube::{self, YoutubeSubmission};
-use testkit::{assert_error, read, request, user, TestEnv};
+use testkit::{assert_error, read, user, TestEnv};
 
 async fn job_of(app: &App, user_id: i64) -> i64 {
     let conn = app.db.connect().await.unwrap();
@@ -25,9 +24,7 @@ async fn job_of(app: &App, user_id: i64) -> i64 {
 }
 
 fn get(token: Option<&str>, raw_id: &str) -> lambda_http::Request {
-    let path = format!("/viral-clip/jobs/{}", raw_id.replace(' ', "%20"));
-    let params = std::collections::HashMap::from([("job_id".to_owned(), raw_id.to_owned())]);
-    request("GET", &path, token, None, "".into()).with_path_parameters(params)
+    testkit::with_path_id("GET", "/viral-clip/jobs", "job_id", raw_id, token)
 }
 
 #[tokio::test]

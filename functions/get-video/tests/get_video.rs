@@ -3,16 +3,14 @@
 
 use get_video::handler;
 use lambda_http::http::HeaderMap;
-use lambda_http::{Request, RequestExt};
+use lambda_http::Request;
 use serde_json::{json, Value};
 use shared::app::App;
 use testkit::videos::{fail_next, ids, linked};
-use testkit::{assert_error, read, request, user, TestEnv};
+use testkit::{assert_error, read, user, TestEnv};
 
 fn get(token: Option<&str>, raw_id: &str) -> Request {
-    let path = format!("/viral-clip/videos/{}", raw_id.replace(' ', "%20"));
-    let params = std::collections::HashMap::from([("video_id".to_owned(), raw_id.to_owned())]);
-    request("GET", &path, token, None, "".into()).with_path_parameters(params)
+    testkit::with_path_id("GET", "/viral-clip/videos", "video_id", raw_id, token)
 }
 
 #[tokio::test]

@@ -397,6 +397,21 @@ pub fn request(
     builder.body(body).expect("request")
 }
 
+/// A `method` request for `{prefix}/{raw_id}` as the router hands it over: the raw id (spaces
+/// escaped) in the path and as the path parameter `param`.
+pub fn with_path_id(
+    method: &str,
+    prefix: &str,
+    param: &str,
+    raw_id: &str,
+    token: Option<&str>,
+) -> Request {
+    use lambda_http::RequestExt;
+    let path = format!("{prefix}/{}", raw_id.replace(' ', "%20"));
+    let params = std::collections::HashMap::from([(param.to_owned(), raw_id.to_owned())]);
+    request(method, &path, token, None, Body::Empty).with_path_parameters(params)
+}
+
 /// A JSON request.
 pub fn json_request(
     method: &str,

@@ -84,18 +84,9 @@ pub async fn insert(
     const INSERT: &str = "INSERT INTO processing_jobs (video_source_id, job_type, status, \
         progress, payload, attempts, max_attempts, run_after, created_at, updated_at) \
         VALUES (?1, ?2, 'queued', 0.0, ?3, 0, ?4, ?5, ?5, ?5) RETURNING id";
-    let id = db::query_one_cached(
-        conn,
-        INSERT,
-        libsql::params![
-            video_source_id,
-            new.job_type.as_str(),
-            new.payload.to_string(),
-            i64::from(new.max_attempts),
-            crate::time::format(now),
-        ],
-        |r| db::int(r, 0),
-    )
+    let id = db::query_one_cached(conn, INSERT, columns(video_source_id, new, now), |r| {
+        db::int(r, 0)
+    })
     .await?;
     Ok(new.stored(id, video_source_id, now))
 }
@@ -133,14 +124,19 @@ pub fn insert_after_retry(
          SELECT ?1, ?2, 'queued', 0.0, ?3, 0, ?4, ?5, ?5, ?5
           WHERE changes() = 1
          RETURNING id",
-        libsql::params![
-            video_source_id,
-            new.job_type.as_str(),
-            new.payload.to_string(),
-            i64::from(new.max_attempts),
-            crate::time::format(now),
-        ],
+        columns(video_source_id, new, now),
     )
+}
+
+/// The values of the job inserts' `?1`–`?5`: video, type, payload, attempts allowed, now.
+fn columns(video_source_id: i64, new: &NewJob, now: DateTime<Utc>) -> Vec<libsql::Value> {
+    vec![
+        video_source_id.into(),
+        new.job_type.as_str().into(),
+        new.payload.to_string().into(),
+        i64::from(new.max_attempts).into(),
+        crate::time::format(now).into(),
+    ]
 }
 
 impl NewJob {
