@@ -149,6 +149,21 @@ const CASES: &[Case] = &[
     ),
     case("list-videos", "GET", "/viral-clip/videos", Body::Empty, 401),
     case("get-job", "GET", "/viral-clip/jobs/1", Body::Empty, 401),
+    case("get-video", "GET", "/viral-clip/videos/1", Body::Empty, 401),
+    case(
+        "delete-video",
+        "DELETE",
+        "/viral-clip/videos/1",
+        Body::Empty,
+        401,
+    ),
+    case(
+        "retry-video",
+        "POST",
+        "/viral-clip/videos/1/retry",
+        Body::Empty,
+        401,
+    ),
     case("web-page", "GET", "/viral-clip", Body::Empty, 200),
     case("worker", "", "", Body::Empty, 0),
     Case {
