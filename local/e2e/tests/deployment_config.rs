@@ -132,3 +132,34 @@ fn every_function_crate_is_in_the_template_and_every_route_in_both_template_and_
         );
     }
 }
+
+#[test]
+fn the_http_api_throttles_every_route_by_default_with_settings_of_the_template() {
+    let template = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let api = template_resource(&template, "HttpApi");
+    for (setting, parameter) in [
+        ("ThrottlingRateLimit", "ApiThrottleRateLimit"),
+        ("ThrottlingBurstLimit", "ApiThrottleBurstLimit"),
+    ] {
+        assert!(
+            api.contains(&format!("{setting}: !Ref {parameter}")),
+            "HttpApi sets no {setting} from {parameter}:\n{api}"
+        );
+        assert!(
+            template.contains(&format!("\n  {parameter}:\n    Type: Number\n")),
+            "no parameter {parameter}"
+        );
+    }
+    assert!(api.contains("DefaultRouteSettings:"), "{api}");
+}
+
+/// The template's resource `name`: from its `  name:` line to the next resource's.
+fn template_resource(template: &str, name: &str) -> String {
+    let header = format!("  {name}:");
+    let is_header = |l: &str| l.starts_with("  ") && !l.starts_with("   ") && l.ends_with(':');
+    let mut lines = template.lines().skip_while(|l| *l != header);
+    let first = lines.next().unwrap_or_else(|| panic!("no resource {name}"));
+    let mut block = vec![first];
+    block.extend(lines.take_while(|l| !is_header(l)));
+    block.join("\n")
+}
