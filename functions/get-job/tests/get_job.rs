@@ -3,24 +3,11 @@ use lambda_http::http::HeaderMap;
 use lambda_http::Request;
 use serde_json::{json, Value};
 use shared::app::App;
-use shared::ingest::youtube::{self, YoutubeSubmission};
 use testkit::{assert_error, read, user, TestEnv};
 
 async fn job_of(app: &App, user_id: i64) -> i64 {
-    let conn = app.db.connect().await.unwrap();
-    let sub = YoutubeSubmission::parse(
-        json!({"youtube_url": "https://youtu.be/dQw4w9WgXcQ"})
-            .as_object()
-            .unwrap()
-            .clone(),
-    )
-    .unwrap();
-    let outcome = youtube::submit(&conn, &app.ingest, user_id, &sub, None)
-        .await
-        .unwrap();
-    serde_json::from_str::<Value>(outcome.body()).unwrap()["processing_job"]["id"]
-        .as_i64()
-        .unwrap()
+    let created = testkit::videos::linked(app, user_id, "dQw4w9WgXcQ", json!({})).await;
+    testkit::videos::ids(&created).1
 }
 
 fn get(token: Option<&str>, raw_id: &str) -> lambda_http::Request {

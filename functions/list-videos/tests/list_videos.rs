@@ -3,26 +3,15 @@ use lambda_http::Request;
 use std::collections::HashSet;
 
 use list_videos::handler;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use shared::app::App;
-use shared::ingest::youtube::{self, YoutubeSubmission};
 use testkit::{assert_error, read, request, user, TestEnv};
 
 async fn add_videos(app: &App, user_id: i64, n: usize) -> Vec<i64> {
-    let conn = app.db.connect().await.unwrap();
     let mut ids = Vec::new();
     for i in 0..n {
-        let body: Map<String, Value> =
-            json!({"youtube_url": format!("https://youtu.be/{:011}", i)})
-                .as_object()
-                .unwrap()
-                .clone();
-        let sub = YoutubeSubmission::parse(body).unwrap();
-        let outcome = youtube::submit(&conn, &app.ingest, user_id, &sub, None)
-            .await
-            .unwrap();
-        let created: Value = serde_json::from_str(outcome.body()).unwrap();
-        ids.push(created["video_source"]["id"].as_i64().unwrap());
+        let created = testkit::videos::linked(app, user_id, &format!("{i:011}"), json!({})).await;
+        ids.push(testkit::videos::ids(&created).0);
     }
     ids
 }

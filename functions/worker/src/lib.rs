@@ -139,7 +139,7 @@ impl AppState {
             db,
             DummyPipeline {
                 step: settings.step,
-                fails_video_type: settings.fails_video_type.clone(),
+                fails_video_type: settings.fails_video_type,
             },
             settings.worker,
         );

@@ -95,19 +95,7 @@ pub async fn insert(
 /// in one transaction: it takes the video's id from `last_insert_rowid()`, and inserts nothing
 /// when the video insert inserted nothing (`changes()`). Returns the new id.
 pub fn insert_for_new_video(new: &NewJob, now: DateTime<Utc>) -> Result<db::Stmt, DbError> {
-    db::Stmt::new(
-        "INSERT INTO processing_jobs (video_source_id, job_type, status, progress, payload,
-             attempts, max_attempts, run_after, created_at, updated_at)
-         SELECT last_insert_rowid(), ?1, 'queued', 0.0, ?2, 0, ?3, ?4, ?4, ?4
-          WHERE changes() = 1
-         RETURNING id",
-        libsql::params![
-            new.job_type.as_str(),
-            new.payload.to_string(),
-            i64::from(new.max_attempts),
-            crate::time::format(now),
-        ],
-    )
+    insert_after_step(None, new, now)
 }
 
 /// The insert of a retried video's new job, as the step right after
@@ -118,10 +106,20 @@ pub fn insert_after_retry(
     new: &NewJob,
     now: DateTime<Utc>,
 ) -> Result<db::Stmt, DbError> {
+    insert_after_step(Some(video_source_id), new, now)
+}
+
+/// A job insert that runs only when the transaction's step before it changed one row; its video
+/// is `video_source_id`, or else the row that step inserted (`last_insert_rowid()`).
+fn insert_after_step(
+    video_source_id: Option<i64>,
+    new: &NewJob,
+    now: DateTime<Utc>,
+) -> Result<db::Stmt, DbError> {
     db::Stmt::new(
         "INSERT INTO processing_jobs (video_source_id, job_type, status, progress, payload,
              attempts, max_attempts, run_after, created_at, updated_at)
-         SELECT ?1, ?2, 'queued', 0.0, ?3, 0, ?4, ?5, ?5, ?5
+         SELECT coalesce(?1, last_insert_rowid()), ?2, 'queued', 0.0, ?3, 0, ?4, ?5, ?5, ?5
           WHERE changes() = 1
          RETURNING id",
         columns(video_source_id, new, now),
@@ -129,7 +127,11 @@ pub fn insert_after_retry(
 }
 
 /// The values of the job inserts' `?1`–`?5`: video, type, payload, attempts allowed, now.
-fn columns(video_source_id: i64, new: &NewJob, now: DateTime<Utc>) -> Vec<libsql::Value> {
+fn columns(
+    video_source_id: impl Into<libsql::Value>,
+    new: &NewJob,
+    now: DateTime<Utc>,
+) -> Vec<libsql::Value> {
     vec![
         video_source_id.into(),
         new.job_type.as_str().into(),
