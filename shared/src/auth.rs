@@ -1,6 +1,7 @@
 //! Accounts and tokens: Argon2id password hashes, HS256 JWTs, and the one extractor every
 //! protected route uses ([`Auth::authenticate`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigError, Env};
 use crate::error::ApiError;
 use crate::http::{bearer_token, Fields};
+use crate::repo::sign_in_failures;
 use crate::repo::users::{self, User};
 
 /// Shortest accepted `JWT_SECRET`, in bytes.
@@ -26,12 +28,50 @@ pub struct AuthConfig {
     secret: Vec<u8>,
     /// Token lifetime (`JWT_EXPIRY_SECONDS`, default 86,400 = 1 day).
     pub token_ttl: Duration,
+    /// Failed sign-ins allowed per email before it is throttled.
+    pub sign_in: SignInLimit,
+}
+
+/// Failed sign-ins of one email: after `max_failures` in the `window` that began with the first
+/// of them, further sign-ins of that email answer 429 until the window ends, before any hash is
+/// computed. A success clears them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInLimit {
+    /// `SIGN_IN_MAX_FAILURES` (default 5).
+    pub max_failures: u32,
+    /// `SIGN_IN_WINDOW_SECONDS` (default 900 = 15 minutes).
+    pub window: Duration,
+}
+
+impl Default for SignInLimit {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl SignInLimit {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            max_failures: env.int_in("SIGN_IN_MAX_FAILURES", d.max_failures.into(), 1..=1000)?
+                as u32,
+            window: Duration::from_secs(env.int_in(
+                "SIGN_IN_WINDOW_SECONDS",
+                d.window.as_secs(),
+                1..=24 * 3600,
+            )?),
+        })
+    }
 }
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
             .field("token_ttl", &self.token_ttl)
+            .field("sign_in", &self.sign_in)
             .finish_non_exhaustive()
     }
 }
@@ -50,13 +90,17 @@ impl AuthConfig {
         Ok(Self {
             secret: secret.to_vec(),
             token_ttl,
+            sign_in: SignInLimit::default(),
         })
     }
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let secret = env.required("JWT_SECRET")?;
         let ttl = env.int_in("JWT_EXPIRY_SECONDS", 86_400, 60..=30 * 86_400)?;
-        Self::new(secret.as_bytes(), Duration::from_secs(ttl))
+        Ok(Self {
+            sign_in: SignInLimit::from_env(env)?,
+            ..Self::new(secret.as_bytes(), Duration::from_secs(ttl))?
+        })
     }
 }
 
@@ -73,6 +117,7 @@ pub struct Auth {
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    sign_in: SignInLimit,
 }
 
 /// The body of a successful sign-up or sign-in.
@@ -95,6 +140,7 @@ impl Auth {
             decoding: DecodingKey::from_secret(&cfg.secret),
             validation,
             ttl: cfg.token_ttl,
+            sign_in: cfg.sign_in,
         }
     }
 
@@ -245,10 +291,19 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
     .map_err(ApiError::internal)?
 }
 
+static PASSWORD_CHECKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many passwords [`verify_password`] has checked in this process (each an Argon2id hash):
+/// what a throttled sign-in must not add to.
+pub fn password_checks() -> u64 {
+    PASSWORD_CHECKS.load(Ordering::Relaxed)
+}
+
 /// Checks `password` against a stored hash (or against a fixed dummy hash when there is no user,
 /// so a wrong email costs the same time as a wrong password).
 pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
     static DUMMY: OnceLock<String> = OnceLock::new();
+    PASSWORD_CHECKS.fetch_add(1, Ordering::Relaxed);
     tokio::task::spawn_blocking(move || {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| {
@@ -290,22 +345,60 @@ pub async fn register(
     }
 }
 
-/// `POST /auth/login`: one 401 for a wrong email and a wrong password alike.
+/// `POST /auth/login`: one 401 for a wrong email and a wrong password alike. An email with
+/// [`SignInLimit::max_failures`] failures in its window gets a 429 until the window ends, known
+/// account or not, before any hash is computed; so does nothing else. One read (the account and
+/// the email's failures); a failure adds one write, a success one only when it clears failures.
 pub async fn login(
     conn: &PooledConnection,
     auth: &Auth,
     creds: Credentials,
 ) -> Result<Session, ApiError> {
-    let found = users::find_by_email(conn, &creds.email).await?;
-    let (user, hash) = match found {
-        Some((user, hash)) => (Some(user), Some(hash)),
-        None => (None, None),
-    };
+    if normalize_email(&creds.email).is_err() {
+        // No account can have it: nothing to hash, nothing to count.
+        return Err(wrong_credentials());
+    }
+    let found = sign_in_failures::find_with_account(conn, &creds.email).await?;
+    let limit = auth.sign_in;
+    let now = conn.now();
+    let window = chrono::Duration::from_std(limit.window).map_err(ApiError::internal)?;
+    if let Some(f) = found.failures {
+        let ends = f.window_started_at + window;
+        if f.count >= limit.max_failures && ends > now {
+            return Err(throttled(limit, crate::quota::seconds_until(ends, now)));
+        }
+    }
+    let (user, hash) = found.account.unzip();
     match (verify_password(creds.password, hash).await?, user) {
-        (true, Some(user)) => auth.session(user),
-        _ => Err(ApiError::Unauthorized(
-            "the email or password is wrong".into(),
-        )),
+        (true, Some(user)) => {
+            if found.failures.is_some() {
+                sign_in_failures::clear(conn, &creds.email).await?;
+            }
+            auth.session(user)
+        }
+        _ => {
+            sign_in_failures::record(conn, &creds.email, now, now - window).await?;
+            Err(wrong_credentials())
+        }
+    }
+}
+
+fn wrong_credentials() -> ApiError {
+    ApiError::Unauthorized("the email or password is wrong".into())
+}
+
+fn throttled(limit: SignInLimit, retry_after_seconds: u64) -> ApiError {
+    let minutes = retry_after_seconds.div_ceil(60);
+    ApiError::RateLimited {
+        message: format!(
+            "too many failed sign-ins for this email ({} in {} minutes); try again in {minutes} \
+             minute{}",
+            limit.max_failures,
+            limit.window.as_secs().div_ceil(60),
+            if minutes == 1 { "" } else { "s" }
+        ),
+        limit: "sign_in_failures",
+        retry_after_seconds,
     }
 }
 

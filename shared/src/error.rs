@@ -81,6 +81,14 @@ pub enum ApiError {
     /// 422 with `details.fields`.
     #[error("some fields are invalid")]
     Validation(FieldErrors),
+    /// 429 with `Retry-After`: one of the caller's limits is reached (failed sign-ins of an
+    /// email, a quota); `details` names it (`limit`) and says when to ask again.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        limit: &'static str,
+        retry_after_seconds: u64,
+    },
     /// 503 with `Retry-After`: the database or object storage cannot be reached right now.
     #[error("{message}")]
     Unavailable {
@@ -112,6 +120,18 @@ impl ApiError {
         }
     }
 
+    /// Seconds the caller should wait before asking again (`Retry-After`), for a 429 or a 503.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited {
+                retry_after_seconds,
+                ..
+            } => Some(*retry_after_seconds),
+            Self::Unavailable { .. } => Some(RETRY_AFTER_SECONDS.into()),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -121,6 +141,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -135,6 +156,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -157,6 +179,15 @@ impl ApiError {
                 .map(|(k, v)| (k.to_owned(), v.into()))
                 .collect();
             error["details"] = json!({ "fields": fields });
+        }
+        if let Self::RateLimited {
+            limit,
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            error["details"] =
+                json!({ "limit": limit, "retry_after_seconds": retry_after_seconds });
         }
         json!({ "error": error })
     }

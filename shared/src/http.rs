@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, FieldErrors, RETRY_AFTER_SECONDS};
+use crate::error::{ApiError, FieldErrors};
 
 pub type Response = http::Response<String>;
 
@@ -43,19 +43,17 @@ fn with_json_type(status: StatusCode, text: String) -> Response {
     resp
 }
 
-/// The contract's error response, with `WWW-Authenticate` on 401 and `Retry-After` on 503.
+/// The contract's error response, with `WWW-Authenticate` on 401 and `Retry-After` on 429 and
+/// 503.
 pub fn error_response(err: &ApiError) -> Response {
     let mut resp = with_json_type(err.status(), err.body().to_string());
-    match err {
-        ApiError::Unauthorized(_) => {
-            resp.headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        ApiError::Unavailable { .. } => {
-            resp.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
-        }
-        _ => {}
+    if let ApiError::Unauthorized(_) = err {
+        resp.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if let Some(seconds) = err.retry_after_seconds() {
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
     }
     resp
 }

@@ -6,6 +6,7 @@
 //! - [`model`], [`time`]: status enums and timestamps with their one stored form.
 //! - [`repo`]: one module per table.
 //! - [`queue`]: the durable job queue on `processing_jobs`.
+//! - [`quota`]: how much work one account may start, checked inside the writes that start it.
 //! - [`pipeline`], [`worker`]: what runs a claimed job, and the loop of one worker invocation.
 //! - [`error`], [`http`]: the API's one error type and the HTTP plumbing (on `http` types).
 //! - [`auth`]: passwords, tokens and the extractor of protected routes.
@@ -29,6 +30,7 @@ pub mod migrations;
 pub mod model;
 pub mod pipeline;
 pub mod queue;
+pub mod quota;
 pub mod repo;
 pub mod storage;
 pub mod telemetry;

@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "0005_delete_retry_and_fair_claims",
         include_str!("../../migrations/0005_delete_retry_and_fair_claims.sql"),
     ),
+    Migration::new(
+        6,
+        "0006_abuse_limits",
+        include_str!("../../migrations/0006_abuse_limits.sql"),
+    ),
 ];
 
 /// SHA-256 (FIPS 180-4) of `data` as 64 lower-case hex digits, usable in a `const`.

@@ -106,8 +106,9 @@ pub async fn purge_deleted(
 }
 
 /// Tries a failed video again: a new queued job with the options of its last one, and the
-/// video back to `pending` — one transaction. 409 unless the video is `failed`. With an
-/// `Idempotency-Key`, a repeat gets the first answer.
+/// video back to `pending` — one transaction. 409 unless the video is `failed`; 429 when the user
+/// has as many videos waiting or processing as the quota allows. With an `Idempotency-Key`, a
+/// repeat gets the first answer.
 pub async fn retry(
     conn: &PooledConnection,
     cfg: &IngestConfig,
@@ -139,6 +140,7 @@ pub async fn retry(
     })
     .map_err(ApiError::internal)?;
     let mut steps = vec![
+        cfg.quotas.check(user_id, now, false, key.as_ref())?,
         video_sources::back_to_pending(video.id, user_id, now, key.as_ref())?,
         processing_jobs::insert_after_retry(video.id, &job, now)?,
     ];
@@ -146,14 +148,15 @@ pub async fn retry(
         steps.push(idempotency_keys::insert_for_new_job(key, &template, now)?);
         steps.push(idempotency_keys::find_stmt(key)?);
     }
-    let rows = db::transaction(conn, &steps)
-        .await
-        .map_err(ApiError::from_write)?;
-    match (repo::inserted_id(&rows[1])?, &key) {
+    let rows = match db::transaction(conn, &steps).await {
+        Ok(rows) => rows,
+        Err(e) => return Err(cfg.quotas.refusal(conn, user_id, e).await),
+    };
+    match (repo::inserted_id(&rows[2])?, &key) {
         (Some(job_id), _) => Ok(Outcome::Created(repo::fill_ids(
             &template, video.id, job_id,
         ))),
-        (None, Some(key)) if !rows[3].is_empty() => replay(key, &rows[3]),
+        (None, Some(key)) if !rows[4].is_empty() => replay(key, &rows[4]),
         // Tried again, deleted or changed by another request since the read above.
         (None, _) => Err(ApiError::Conflict(
             "this video changed while it was being tried again; reload it".into(),

@@ -486,6 +486,18 @@ pub fn assert_error(
     if status == 503 {
         assert!(headers.get("retry-after").is_some(), "Retry-After on 503");
     }
+    if status == 429 {
+        let retry_after = headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        assert!(retry_after.is_some_and(|s| s >= 1), "Retry-After on 429");
+        assert_eq!(
+            body["error"]["details"]["retry_after_seconds"].as_u64(),
+            retry_after,
+            "the body says the header's wait; body: {body}"
+        );
+        assert!(body["error"]["details"]["limit"].is_string(), "{body}");
+    }
     body
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::config::{ConfigError, Env};
+use crate::quota::Quotas;
 use crate::storage::{MAX_PART_BYTES, MIN_PART_BYTES};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub struct IngestConfig {
     /// `UPLOAD_COMPLETE_GRACE_SECONDS` (default 1 h): how long after its URLs expire an upload
     /// may still be completed; after that the worker's sweep expires it and cleans up.
     pub upload_complete_grace: Duration,
+    /// How much work one account may start (`MAX_ACTIVE_JOBS_PER_USER`,
+    /// `MAX_NEW_VIDEOS_PER_HOUR`).
+    pub quotas: Quotas,
 }
 
 impl Default for IngestConfig {
@@ -32,6 +36,7 @@ impl Default for IngestConfig {
             upload_part_bytes: 8 * 1024 * 1024,
             upload_url_ttl: Duration::from_secs(6 * 3600),
             upload_complete_grace: Duration::from_secs(3600),
+            quotas: Quotas::default(),
         }
     }
 }
@@ -62,6 +67,7 @@ impl IngestConfig {
                 d.upload_complete_grace.as_secs(),
                 0..=7 * 24 * 3600,
             )?),
+            quotas: Quotas::from_env(env)?,
         })
     }
 }

@@ -10,6 +10,7 @@ use crate::db::{self, OwnedRow, PooledConnection};
 use crate::error::ApiError;
 use crate::http::{json_text, Response};
 use crate::model::{SourceType, JOB_TYPE_TRANSCRIPTION_AND_CLIPPING};
+use crate::quota::Quotas;
 use crate::repo;
 use crate::repo::idempotency_keys::{self, IdempotencyKey, Stored};
 use crate::repo::processing_jobs::{self, NewJob, ProcessingJob};
@@ -99,9 +100,11 @@ pub(crate) struct Record<'a> {
 
 /// Writes the video, its job and what `record` says in one transaction: one round trip on a
 /// remote server. With a key, a repeated request writes nothing and gets the first answer (or a
-/// 409 when the key was used for another request), from the same round trip.
+/// 409 when the key was used for another request), from the same round trip. The transaction's
+/// first step checks the user's quotas: over one, nothing is written and the answer is a 429.
 pub(crate) async fn create(
     conn: &PooledConnection,
+    quotas: &Quotas,
     video: &NewVideoSource,
     job: &NewJob,
     record: Record<'_>,
@@ -113,6 +116,7 @@ pub(crate) async fn create(
     })
     .map_err(ApiError::internal)?;
     let mut steps = vec![
+        quotas.check(video.user_id, now, true, record.key)?,
         video_sources::insert(video, now, record.key)?,
         processing_jobs::insert_for_new_video(job, now)?,
     ];
@@ -133,10 +137,10 @@ pub(crate) async fn create(
                 "another request is completing this upload; ask again in a few seconds".into(),
             ))
         }
-        Err(e) => return Err(ApiError::from_write(e)),
+        Err(e) => return Err(quotas.refusal(conn, video.user_id, e).await),
     };
-    let video_id = repo::inserted_id(&rows[0])?;
-    let job_id = repo::inserted_id(&rows[1])?;
+    let video_id = repo::inserted_id(&rows[1])?;
+    let job_id = repo::inserted_id(&rows[2])?;
     match (video_id, job_id, record.key) {
         (Some(video_id), Some(job_id), _) => Ok(Outcome::Created(repo::fill_ids(
             &template, video_id, job_id,

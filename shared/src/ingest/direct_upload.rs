@@ -224,21 +224,21 @@ pub async fn upload(
         payload: payload.clone(),
         expires_at: now, // there is no URL to expire: only the claim guards it
     };
-    let mut steps = vec![uploads::insert_unless_key(
-        &intent,
-        Some((&token, now + CLAIM)),
-        now,
-        key.as_ref(),
-    )?];
+    // Over a quota, the intent is not written and no byte is stored.
+    let mut steps = vec![
+        cfg.quotas.check(user_id, now, true, key.as_ref())?,
+        uploads::insert_unless_key(&intent, Some((&token, now + CLAIM)), now, key.as_ref())?,
+    ];
     if let Some(key) = &key {
         steps.push(idempotency_keys::find_stmt(key)?);
     }
-    let rows = db::transaction(conn, &steps)
-        .await
-        .map_err(ApiError::from_write)?;
-    let Some(intent_id) = repo::inserted_id(&rows[0])? else {
+    let rows = match db::transaction(conn, &steps).await {
+        Ok(rows) => rows,
+        Err(e) => return Err(cfg.quotas.refusal(conn, user_id, e).await),
+    };
+    let Some(intent_id) = repo::inserted_id(&rows[1])? else {
         return match &key {
-            Some(key) => replay(key, rows.get(1).map_or(&[], Vec::as_slice)),
+            Some(key) => replay(key, rows.get(2).map_or(&[], Vec::as_slice)),
             None => Err(ApiError::Internal(
                 "the upload's intent was not written".into(),
             )),
@@ -250,7 +250,7 @@ pub async fn upload(
         key: key.as_ref(),
         upload: Some((intent_id, &token)),
     };
-    let outcome = create(conn, &video, &new_job(cfg, payload), record).await;
+    let outcome = create(conn, &cfg.quotas, &video, &new_job(cfg, payload), record).await;
     if !matches!(outcome, Ok(Outcome::Created(_))) {
         // No video points at the object (an error, or a concurrent twin request won): remove
         // it now; the intent stays, so the sweep removes it again should this delete fail.

@@ -230,7 +230,7 @@ pub async fn complete(
                 key: None,
                 upload: Some((upload.id, &token)),
             };
-            match create(conn, &video, &job, record).await {
+            match create(conn, &cfg.quotas, &video, &job, record).await {
                 Ok(outcome) => Ok(Completion::Done(outcome)),
                 Err(e) => {
                     // The object stays, known to the pending upload: completing again works.

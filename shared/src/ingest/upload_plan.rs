@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::config::IngestConfig;
 use super::upload_end::clean;
 use crate::clip_config::ClipConfig;
-use crate::db::{retry_busy, PooledConnection};
+use crate::db::{self, PooledConnection};
 use crate::error::ApiError;
 use crate::http::Fields;
 use crate::repo::uploads::{self, NewUpload, Upload, UploadStatus};
@@ -186,15 +186,27 @@ pub async fn start(
         payload: req.config.to_payload(),
         expires_at,
     };
-    let upload = match retry_busy(|| uploads::insert(conn, &new, None, now)).await {
-        Ok(upload) => upload,
-        Err(e) => {
+    // The quotas first, in the same transaction: a user over one is told now, before sending
+    // any byte (the completion checks them again).
+    let steps = [
+        cfg.quotas.check(user_id, now, true, None)?,
+        uploads::insert_unless_key(&new, None, now, None)?,
+    ];
+    let inserted = db::transaction(conn, &steps)
+        .await
+        .and_then(|rows| uploads::inserted(&rows[1]));
+    let upload = match inserted {
+        Ok(Some(upload)) => upload,
+        failed => {
             if let Some(id) = &multipart_id {
                 if let Err(abort) = storage.abort_multipart(&key, id).await {
                     tracing::error!(key, error = %abort, "could not abort an unrecorded multipart upload");
                 }
             }
-            return Err(ApiError::from_write(e));
+            return Err(match failed {
+                Err(e) => cfg.quotas.refusal(conn, user_id, e).await,
+                _ => ApiError::Internal("an upload was not inserted".into()),
+            });
         }
     };
     match presign(storage, &upload, now, cfg.upload_url_ttl).await {

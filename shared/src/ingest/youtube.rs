@@ -70,5 +70,5 @@ pub async fn submit(
         key: key.as_ref(),
         upload: None,
     };
-    create(conn, &video, &new_job(cfg, payload), record).await
+    create(conn, &cfg.quotas, &video, &new_job(cfg, payload), record).await
 }

@@ -2,6 +2,7 @@
 
 pub mod idempotency_keys;
 pub mod processing_jobs;
+pub mod sign_in_failures;
 pub mod uploads;
 pub mod users;
 pub mod video_sources;

@@ -134,6 +134,11 @@ pub async fn insert(
     db::query_one(conn, &stmt.sql, stmt.params, |r| from_row(r)).await
 }
 
+/// The upload an [`insert_unless_key`] step of a transaction inserted (from its rows).
+pub fn inserted(rows: &[db::OwnedRow]) -> Result<Option<Upload>, DbError> {
+    rows.first().map(|r| from_row(r)).transpose()
+}
+
 /// [`insert`] as a step: nothing is inserted when `unless_key` is already recorded (a repeated
 /// request). Returns the row (its id first).
 pub fn insert_unless_key(

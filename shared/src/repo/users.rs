@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use serde::Serialize;
 
-use crate::db::{self, DbError, PooledConnection};
+use crate::db::{self, Columns, DbError, PooledConnection};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct User {
@@ -12,6 +12,15 @@ pub struct User {
     pub email: String,
     #[serde(with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
+}
+
+/// A user from a row's first three columns: `id, email, created_at`.
+pub(crate) fn from_row(r: &dyn Columns) -> Result<User, DbError> {
+    Ok(User {
+        id: db::int(r, 0)?,
+        email: db::text(r, 1)?,
+        created_at: db::timestamp(r, 2)?,
+    })
 }
 
 /// Inserts a user (the email already normalised); `None` when the email is taken.
@@ -27,34 +36,7 @@ pub async fn insert(
          ON CONFLICT (email) DO NOTHING
          RETURNING id, email, created_at",
         (email, password_hash, now),
-        |r| {
-            Ok(User {
-                id: db::int(r, 0)?,
-                email: db::text(r, 1)?,
-                created_at: db::timestamp(r, 2)?,
-            })
-        },
-    )
-    .await
-}
-
-/// The user with this (normalised) email, and their password hash.
-pub async fn find_by_email(
-    conn: &PooledConnection,
-    email: &str,
-) -> Result<Option<(User, String)>, DbError> {
-    db::query_opt(
-        conn,
-        "SELECT id, email, created_at, password_hash FROM users WHERE email = ?1",
-        [email],
-        |r| {
-            let user = User {
-                id: db::int(r, 0)?,
-                email: db::text(r, 1)?,
-                created_at: db::timestamp(r, 2)?,
-            };
-            Ok((user, db::text(r, 3)?))
-        },
+        |r| from_row(r),
     )
     .await
 }
