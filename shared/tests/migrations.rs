@@ -21,7 +21,7 @@ async fn a_fresh_database_gets_the_full_schema() {
 
     let applied = migrations::migrate(&conn).await.unwrap();
 
-    assert_eq!(applied, vec![1, 2, 3, 4, 5]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6]);
     let schema = schema_of(&conn).await;
     for (kind, name) in [
         ("table", "users"),
@@ -49,6 +49,11 @@ async fn a_fresh_database_gets_the_full_schema() {
         ("trigger", "video_sources_deleted_ends_its_jobs"),
         ("trigger", "processing_jobs_take_a_turn"),
         ("trigger", "processing_jobs_claim_moves_the_turn"),
+        ("table", "sign_in_failures"),
+        ("index", "sign_in_failures_window"),
+        ("index", "video_sources_user_created"),
+        ("view", "quota_checks"),
+        ("trigger", "quota_checks_refuse"),
     ] {
         assert!(
             schema.contains(&(kind.into(), name.into())),
@@ -195,7 +200,7 @@ fn eight_cold_starts_migrating_one_database_at_once_all_succeed() {
         1,
         "exactly one migrator applied the schema: {results:?}"
     );
-    assert_eq!(applied_by[0], &vec![1, 2, 3, 4, 5]);
+    assert_eq!(applied_by[0], &vec![1, 2, 3, 4, 5, 6]);
 }
 
 #[tokio::test]

@@ -172,6 +172,32 @@ async fn storage_down_is_a_503_and_no_upload_is_recorded() {
     assert_eq!(env.count("SELECT count(*) FROM uploads").await, 0);
 }
 
+#[tokio::test]
+async fn over_a_quota_an_upload_is_refused_before_any_url_and_nothing_is_left() {
+    // Arrange: one video waiting, the most at once
+    let env = TestEnv::start().await;
+    let app = env.app_with(|c| c.ingest.quotas.active_jobs = 1).await;
+    let (ada, token) = user(&app, "a@example.com").await;
+    testkit::videos::linked(&app, ada, "dQw4w9WgXcQ", json!({})).await;
+
+    // Act
+    let resp = call(
+        &app,
+        start(
+            Some(&token),
+            json!({"filename": "talk.mov", "size_bytes": 100_000_000u64,
+            "content_type": "video/quicktime"}),
+        ),
+    )
+    .await;
+
+    // Assert
+    let body = assert_error(resp, 429, "rate_limited");
+    assert_eq!(body["error"]["details"]["limit"], "active_jobs");
+    assert_eq!(env.count("SELECT count(*) FROM uploads").await, 0);
+    assert!(env.object_keys().is_empty());
+}
+
 /// The handler's answer to `req`: status, headers and JSON body.
 async fn call(app: &App, req: Request) -> (u16, HeaderMap, Value) {
     read(handler(app, req).await.unwrap())

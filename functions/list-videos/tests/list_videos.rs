@@ -74,7 +74,7 @@ async fn a_user_sees_only_their_own_videos_newest_first_each_with_its_latest_job
 async fn forty_five_videos_page_by_twenty_as_20_20_5_without_duplicates_or_gaps_while_new_ones_arrive(
 ) {
     let env = TestEnv::start().await;
-    let app = env.app().await;
+    let app = env.app_without_quotas().await;
     let (a, token) = user(&app, "ada@example.com").await;
     let original = add_videos(&app, a, 45).await;
 
@@ -105,7 +105,7 @@ async fn forty_five_videos_page_by_twenty_as_20_20_5_without_duplicates_or_gaps_
 #[tokio::test]
 async fn the_status_filter_and_the_default_limit_apply() {
     let env = TestEnv::start().await;
-    let app = env.app().await;
+    let app = env.app_without_quotas().await;
     let (a, token) = user(&app, "ada@example.com").await;
     let ids_all = add_videos(&app, a, 25).await;
     let conn = app.db.connect().await.unwrap();

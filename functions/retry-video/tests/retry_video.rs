@@ -196,6 +196,39 @@ async fn another_users_or_a_deleted_video_is_404_and_no_token_is_401() {
     assert_eq!(env.video(video_id).await.status.as_str(), "failed");
 }
 
+#[tokio::test]
+async fn at_the_quota_of_videos_at_once_a_retry_gets_429_and_the_video_stays_failed() {
+    // Arrange: one failed video, and another waiting, the most at once
+    let env = TestEnv::start().await;
+    let app = env.app_with(|c| c.ingest.quotas.active_jobs = 1).await;
+    let (ada, token) = user(&app, "ada@example.com").await;
+    let (failed, _) = ids(&linked(&app, ada, "dQw4w9WgXcQ", json!({})).await);
+    fail_next(&env.conn, "the source could not be fetched").await;
+    linked(&app, ada, "9bZkp7q19f0", json!({})).await;
+
+    // Act
+    let resp = call(&app, retry(Some(&token), &failed.to_string(), None)).await;
+
+    // Assert
+    let body = assert_error(resp, 429, "rate_limited");
+    assert_eq!(body["error"]["details"]["limit"], "active_jobs");
+    assert_eq!(env.video(failed).await.status.as_str(), "failed");
+    assert_eq!(env.count("SELECT count(*) FROM processing_jobs").await, 2);
+}
+
+#[tokio::test]
+async fn a_retry_is_not_a_new_video_for_the_hourly_quota() {
+    let env = TestEnv::start().await;
+    let app = env.app_with(|c| c.ingest.quotas.videos_per_hour = 1).await;
+    let (ada, token) = user(&app, "ada@example.com").await;
+    let (video_id, _) = ids(&linked(&app, ada, "dQw4w9WgXcQ", json!({})).await);
+    fail_next(&env.conn, "the source could not be fetched").await;
+
+    let (status, _, body) = call(&app, retry(Some(&token), &video_id.to_string(), None)).await;
+
+    assert_eq!(status, 201, "{body}");
+}
+
 /// The handler's answer to `req`: status, headers and JSON body.
 async fn call(app: &App, req: Request) -> (u16, HeaderMap, Value) {
     read(handler(app, req).await.unwrap())

@@ -17,7 +17,7 @@ const LOCK_HELD: Duration = Duration::from_secs(3);
 async fn a_database_locked_for_3_s_makes_requests_wait_or_answer_503_and_loses_none() {
     // Arrange: one user on sixteen connections, and another writer holding the write lock.
     let env = TestEnv::start().await;
-    let app = Arc::new(env.app().await);
+    let app = Arc::new(env.app_without_quotas().await);
     let (_, token) = user(&app, "ada@example.com").await;
     let locker = testkit::hold_write_lock(env.database.url(), LOCK_HELD);
 

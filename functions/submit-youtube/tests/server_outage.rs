@@ -22,7 +22,7 @@ async fn on_a_libsql_server_stopped_for_6_s_requests_answer_201_or_503_and_nothi
     // key), and a worker draining, all against one sqld.
     shared::telemetry::init();
     let mut env = TestEnv::start_with(TestDatabase::Server(Sqld::start())).await;
-    let app = Arc::new(env.app().await);
+    let app = Arc::new(env.app_without_quotas().await);
     let (_, token) = user(&app, "ada@example.com").await;
     let db = Arc::new(env.open().await);
     let cfg = WorkerConfig::from_env(&Env::from_pairs([

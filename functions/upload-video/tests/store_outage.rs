@@ -19,7 +19,7 @@ const DONE: u8 = 3;
 async fn uploads_while_the_store_stops_and_returns_get_201_or_503_and_leave_nothing_half_written() {
     // Arrange: one application (one cold start) and eight users uploading in a loop.
     let mut env = TestEnv::start().await;
-    let app = Arc::new(env.app().await);
+    let app = Arc::new(env.app_without_quotas().await);
     let video = Arc::new(fixture("sample-3s.mp4"));
     let phase = Arc::new(AtomicU8::new(UP));
     let mut clients = Vec::new();

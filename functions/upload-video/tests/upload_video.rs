@@ -375,6 +375,26 @@ async fn no_token_is_401_before_anything_is_read() {
     assert!(env.object_keys().is_empty());
 }
 
+#[tokio::test]
+async fn over_a_quota_an_upload_is_refused_before_any_byte_is_stored() {
+    // Arrange: one video this hour, the most per hour
+    let env = TestEnv::start().await;
+    let app = env.app_with(|c| c.ingest.quotas.videos_per_hour = 1).await;
+    let (ada, token) = user(&app, "ada@example.com").await;
+    testkit::videos::linked(&app, ada, "dQw4w9WgXcQ", serde_json::json!({})).await;
+    let video = fixture("sample-3s.mp4");
+
+    // Act
+    let resp = call(&app, upload(&token, &[], &[("file", "talk.mp4", &video)])).await;
+
+    // Assert
+    let body = assert_error(resp, 429, "rate_limited");
+    assert_eq!(body["error"]["details"]["limit"], "videos_per_hour");
+    assert!(env.object_keys().is_empty(), "no object stored");
+    assert_eq!(env.count("SELECT count(*) FROM uploads").await, 0);
+    assert_eq!(env.count("SELECT count(*) FROM video_sources").await, 1);
+}
+
 /// The handler's answer to `req`: status, headers and JSON body.
 async fn call(app: &App, req: Request) -> (u16, HeaderMap, Value) {
     read(handler(app, req).await.unwrap())

@@ -286,6 +286,13 @@ impl TestEnv {
         App::new(self.config()).await.expect("app")
     }
 
+    /// The application with [`Quotas::LIFTED`](shared::quota::Quotas::LIFTED): for tests that
+    /// make more videos for one user than the default quotas allow.
+    pub async fn app_without_quotas(&self) -> App {
+        self.app_with(|c| c.ingest.quotas = shared::quota::Quotas::LIFTED)
+            .await
+    }
+
     /// The application with other settings (storage down, a smaller upload limit, …).
     pub async fn app_with(&self, change: impl FnOnce(&mut AppConfig)) -> App {
         let mut cfg = self.config();
