@@ -16,6 +16,7 @@ const VIDEO = join(ROOT, "local/testkit/fixtures/sample-3s.mp4");
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
+const HOURLY_QUOTA = 8;
 
 let stack, stackExit, api, browser, dataDir;
 
@@ -44,6 +45,8 @@ before(async () => {
       LOCAL_DATA_DIR: dataDir,
       // the dummy pipeline fails every "gaming" video for good: a failure to try again
       DUMMY_PIPELINE_FAILS_VIDEO_TYPE: "gaming",
+      // an hourly quota one test reaches (no other user adds this many)
+      MAX_NEW_VIDEOS_PER_HOUR: String(HOURLY_QUOTA),
     },
     detached: true, // a process group of its own, stopped with Ctrl-C (SIGINT) below
     stdio: ["ignore", log, log],
@@ -337,5 +340,40 @@ test("delete asks first and can be kept; confirmed, the card goes and the video 
   await page.reload();
   await cards(page).first().waitFor();
   assert.equal(await cards(page).count(), 1, "still gone after a reload");
+  await context.close();
+});
+
+test("over the hourly quota, adding a link shows which limit and when, and adds no card", async () => {
+  const context = await browser.newContext({ viewport: PHONE });
+  const page = await context.newPage();
+  await signUp(page, "busy@example.com");
+  // the hour's allowance used up through the API, as another tab or script would
+  const statuses = await page.evaluate(async (n) => {
+    const { token } = JSON.parse(localStorage.getItem("viralclip.session"));
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      const resp = await fetch("/viral-clip/video/youtube", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ youtube_url: `https://youtu.be/quota${String(i).padStart(6, "0")}` }),
+      });
+      out.push(resp.status);
+    }
+    return out;
+  }, HOURLY_QUOTA);
+  assert.deepEqual(statuses, Array(HOURLY_QUOTA).fill(201));
+  await page.reload();
+  await cards(page).nth(HOURLY_QUOTA - 1).waitFor();
+
+  await page.getByLabel("YouTube link").fill("https://youtu.be/onemoreplea");
+  await page.getByRole("button", { name: "Add link" }).click();
+
+  const alert = page.getByRole("alert").filter({ hasText: "in the last hour" });
+  await alert.waitFor();
+  assert.match(await alert.textContent(),
+    new RegExp(`^You have added ${HOURLY_QUOTA} videos in the last hour, the most per hour; you can add another in \\d+ minutes?\\.$`));
+  await page.screenshot({ path: join(ARTIFACTS, "phone-hourly-quota.png"), fullPage: true });
+  assert.equal(await cards(page).count(), HOURLY_QUOTA, "no card for the refused link");
+  assert.equal(await page.getByLabel("YouTube link").inputValue(), "https://youtu.be/onemoreplea", "the link is kept to try later");
   await context.close();
 });

@@ -61,9 +61,16 @@
       if (unplaced.length) showAlert(unplaced.join(" · "));
       const first = document.querySelector("[aria-invalid='true']");
       if (first) first.focus();
+    } else if (err && err.code === "rate_limited") {
+      // a limit of the account's or of sign-ins: the message names it and says when
+      showAlert(sentence(err.message));
     } else {
       showAlert((err && err.message) || "Something went wrong. Please try again.");
     }
+  }
+  function sentence(text) {
+    const t = String(text || "").trim();
+    return t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? "" : ".");
   }
 
   // ---- API ------------------------------------------------------------------------------
@@ -220,7 +227,7 @@
       $("upload-progress").hidden = true;
       const err = (body && body.error) || { message: "The upload failed (" + xhr.status + ")." };
       if (xhr.status === 401) { signOut("Your session has ended. Please sign in again."); return; }
-      if (err.details && err.details.fields) showError(err);
+      if ((err.details && err.details.fields) || err.code === "rate_limited") showError(err);
       else setFieldError("file", err.message.replace(/\.$/, "")) || showAlert(err.message);
     };
     xhr.send(data);
@@ -314,7 +321,7 @@
       }
       if (err.status === 401) return;
       const aliases = { filename: "file", size_bytes: "file", content_type: "file" };
-      if (err.details && err.details.fields) showError(err, aliases);
+      if ((err.details && err.details.fields) || err.code === "rate_limited") showError(err, aliases);
       else setFieldError("file", (err.message || "the upload failed").replace(/\.$/, "")) || showAlert(err.message);
     }
   }
@@ -448,7 +455,7 @@
         await refresh(false);
       } catch (err) {
         b.disabled = false;
-        showAlert(err.message || "Could not try the video again.");
+        showError(err);
         refresh(false);
       }
     } else if (action === "details") {

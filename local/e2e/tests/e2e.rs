@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use shared::storage::{Storage, StorageConfig};
 
+/// The hourly quota of the stack under test: one user of the run reaches it, no other comes near.
+const HOURLY_QUOTA: usize = 10;
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -51,6 +54,7 @@ impl Stack {
             .env("LOCAL_S3_PORT", s3_port.to_string())
             .env("LOCAL_DATA_DIR", data_dir)
             .env("DUMMY_PIPELINE_FAILS_VIDEO_TYPE", "gaming")
+            .env("MAX_NEW_VIDEOS_PER_HOUR", HOURLY_QUOTA.to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -532,6 +536,63 @@ fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
             assert!(body["error"]["code"].is_string(), "{body}");
         }
     }
+
+    // The abuse limits: a guessed password is throttled per email, a busy account by its quota.
+    let guess = json!({"email": "bob@example.com", "password": "a wrong guess"});
+    for _ in 0..5 {
+        let (status, body) = client.json("POST", "/auth/login", None, Some(guess.clone()));
+        assert_eq!(status, 401, "{body}");
+    }
+    let (status, throttled) = client.json("POST", "/auth/login", None, Some(guess));
+    assert_eq!(status, 429, "{throttled}");
+    assert_eq!(throttled["error"]["details"]["limit"], "sign_in_failures");
+    let bobs_password = json!({"email": "bob@example.com", "password": "correct horse battery"});
+    let (status, _) = client.json("POST", "/auth/login", None, Some(bobs_password.clone()));
+    assert_eq!(status, 429, "the right password waits too");
+    let (_, token_q) = client.register("quota@example.com");
+    for n in 0..HOURLY_QUOTA {
+        let link = json!({"youtube_url": format!("https://youtu.be/quota{n:06}")});
+        let (status, body) = client.json(
+            "POST",
+            "/viral-clip/video/youtube",
+            Some(&token_q),
+            Some(link),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, over) = client.json(
+        "POST",
+        "/viral-clip/video/youtube",
+        Some(&token_q),
+        Some(json!({"youtube_url": "https://youtu.be/onemoreplea"})),
+    );
+    assert_eq!(status, 429, "{over}");
+    assert_eq!(over["error"]["details"]["limit"], "videos_per_hour");
+    assert!(
+        over["error"]["details"]["retry_after_seconds"]
+            .as_u64()
+            .unwrap()
+            > 3000,
+        "{over}"
+    );
+    let (status, over) = client.json(
+        "POST",
+        "/viral-clip/video/uploads",
+        Some(&token_q),
+        Some(
+            json!({"filename": "big.mp4", "size_bytes": 50u64 << 20, "content_type": "video/mp4"}),
+        ),
+    );
+    assert_eq!(
+        status, 429,
+        "an upload is refused before its bytes are sent: {over}"
+    );
+    let (_, listed) = client.json("GET", "/viral-clip/videos?limit=100", Some(&token_q), None);
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        HOURLY_QUOTA,
+        "nothing refused was written"
+    );
     client.save_exchanges();
 
     // Stop and start again: the history is still there, and the session still works.
@@ -551,6 +612,11 @@ fn the_local_stack_ingests_processes_stores_and_survives_a_restart() {
         Some(json!({"email": "ada@example.com", "password": "correct horse battery"})),
     );
     assert_eq!(status, 200, "{login}");
+    let (status, _) = client.json("POST", "/auth/login", None, Some(bobs_password));
+    assert_eq!(
+        status, 429,
+        "the throttle is in the database: it outlives a restart"
+    );
     client.save_exchanges();
     stack.stop();
 }
