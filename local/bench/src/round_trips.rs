@@ -19,6 +19,9 @@ use testkit::{json_request, multipart, read, request, TestDatabase, TestEnv};
 pub const BUDGETS: &[(&str, u64)] = &[
     ("POST /auth/register", 1),
     ("POST /auth/login", 1),
+    // the read, then the failure's count
+    ("POST /auth/login (a wrong password)", 2),
+    ("POST /auth/login (throttled: no hash)", 1),
     ("POST /viral-clip/video/youtube", 1),
     ("POST /viral-clip/video/youtube (Idempotency-Key)", 1),
     ("POST /viral-clip/video/youtube (a replay)", 1),
@@ -56,7 +59,6 @@ pub struct Counted {
     pub env: TestEnv,
     pub proxy: CountingProxy,
     pub app: App,
-    token: String,
 }
 
 impl Counted {
@@ -73,23 +75,15 @@ impl Counted {
                 c.database = DatabaseUrl::Remote {
                     url: url.clone(),
                     auth_token: auth_token.clone(),
-                }
+                };
+                // one wrong password throttles an email: each round meets both answers once
+                c.auth.sign_in.max_failures = 1;
             })
             .await;
-        let register = json_request(
-            "POST",
-            "/auth/register",
-            None,
-            &json!({"email": "count@example.com", "password": "correct horse battery"}),
-        );
-        let (status, _, body) = read(auth_register::handler(&app, register).await.unwrap());
-        assert_eq!(status, 201, "{body}");
-        let token = body["token"].as_str().unwrap().to_owned();
         Self {
             env: dir_env,
             proxy,
             app,
-            token,
         }
     }
 
@@ -114,7 +108,6 @@ impl Counted {
     /// Runs every route once, as a client would, and returns (route, round trips, time taken).
     pub async fn every_route(&self, n: usize) -> Vec<(&'static str, u64, Duration)> {
         let app = &self.app;
-        let token = self.token.as_str();
         let mut out = Vec::new();
         macro_rules! measure {
             ($route:expr, $status:expr, $call:expr) => {{
@@ -129,15 +122,29 @@ impl Counted {
         }
         let email = format!("user{n}@example.com");
         let creds = json!({"email": email, "password": "correct horse battery"});
-        measure!(
+        // each round is a new user (so no round meets a quota of the rounds before it)
+        let registered = measure!(
             "POST /auth/register",
             201,
             auth_register::handler(app, json_request("POST", "/auth/register", None, &creds))
         );
+        let token = registered["token"].as_str().unwrap().to_owned();
+        let token = token.as_str();
         measure!(
             "POST /auth/login",
             200,
             auth_login::handler(app, json_request("POST", "/auth/login", None, &creds))
+        );
+        let guess = json!({"email": format!("guessed{n}@example.com"), "password": "a guess"});
+        measure!(
+            "POST /auth/login (a wrong password)",
+            401,
+            auth_login::handler(app, json_request("POST", "/auth/login", None, &guess))
+        );
+        measure!(
+            "POST /auth/login (throttled: no hash)",
+            429,
+            auth_login::handler(app, json_request("POST", "/auth/login", None, &guess))
         );
         let link = json!({"youtube_url": format!("https://youtu.be/{n:011}")});
         let created = measure!(
