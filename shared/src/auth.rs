@@ -1,5 +1,6 @@
-//! Accounts and tokens: Argon2id password hashes, HS256 JWTs, and the one extractor every
-//! protected route uses ([`Auth::authenticate`]).
+//! Accounts and tokens: Argon2id password hashes, HS256 JWTs, the one extractor every
+//! protected route uses ([`Auth::authenticate`]), and sign-in throttling per email
+//! ([`SignInLimit`], checked before any hash).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
