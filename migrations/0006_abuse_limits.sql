@@ -20,7 +20,8 @@ CREATE INDEX video_sources_user_created ON video_sources (user_id, created_at);
 -- `INSERT INTO quota_checks … SELECT …` aborts the statement, and so the whole transaction, when
 -- the user already has `max_active` videos waiting or processing (each has its one queued or
 -- running job) or, when `max_new` is not NULL, `max_new` new videos since `since`. Nothing is
--- ever stored: the view has no table behind it. The messages are read by shared::quota.
+-- ever stored: the view has no table behind it. Each count stops at its limit, so a check reads
+-- at most that many index entries. The messages are read by shared::quota.
 CREATE VIEW quota_checks (user_id, max_active, max_new, since) AS
     SELECT NULL, NULL, NULL, NULL;
 
@@ -28,11 +29,12 @@ CREATE TRIGGER quota_checks_refuse
 INSTEAD OF INSERT ON quota_checks
 BEGIN
     SELECT RAISE(ABORT, 'quota: queued or running jobs')
-     WHERE (SELECT count(*) FROM video_sources
+     WHERE (SELECT count(*) FROM (SELECT 1 FROM video_sources
              WHERE user_id = NEW.user_id AND status IN ('pending', 'processing')
-               AND deleted_at IS NULL) >= NEW.max_active;
+               AND deleted_at IS NULL LIMIT NEW.max_active)) >= NEW.max_active;
     SELECT RAISE(ABORT, 'quota: new videos per hour')
      WHERE NEW.max_new IS NOT NULL
-       AND (SELECT count(*) FROM video_sources
-             WHERE user_id = NEW.user_id AND created_at > NEW.since) >= NEW.max_new;
+       AND (SELECT count(*) FROM (SELECT 1 FROM video_sources
+             WHERE user_id = NEW.user_id AND created_at > NEW.since
+             LIMIT NEW.max_new)) >= NEW.max_new;
 END;
