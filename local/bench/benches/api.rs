@@ -29,7 +29,8 @@ fn main() {
 
 async fn run() {
     let env = TestEnv::start().await;
-    let app = env.app().await;
+    // one user submits thousands of videos: the quotas lifted
+    let app = env.app_without_quotas().await;
     let (user_id, token) = user(&app, "bench@example.com").await;
     println!("# API latency (in-process handler calls, SQLite file in WAL mode)");
 
